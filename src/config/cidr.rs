@@ -150,7 +150,9 @@ fn canonical(addr: IpAddr, prefix: u8) -> (IpAddr, u8) {
 fn mask(addr: IpAddr, prefix: u8) -> IpAddr {
     match addr {
         IpAddr::V4(v4) => {
-            let m = u32::MAX.checked_shl(32 - u32::from(prefix.min(32))).unwrap_or(0);
+            let m = u32::MAX
+                .checked_shl(32 - u32::from(prefix.min(32)))
+                .unwrap_or(0);
             IpAddr::V4(Ipv4Addr::from(u32::from(v4) & m))
         }
         IpAddr::V6(v6) => {
@@ -280,7 +282,10 @@ mod tests {
         );
         assert_eq!(
             "10.0.0.0/33".parse::<Cidr>(),
-            Err(CidrError::PrefixTooLong { prefix: 33, max: 32 })
+            Err(CidrError::PrefixTooLong {
+                prefix: 33,
+                max: 32
+            })
         );
         assert_eq!(
             "::/129".parse::<Cidr>(),
@@ -309,7 +314,13 @@ mod tests {
 
     #[test]
     fn display_round_trips() {
-        for s in ["10.0.0.0/8", "192.0.2.1/32", "::/0", "2001:db8::/48", "::1/128"] {
+        for s in [
+            "10.0.0.0/8",
+            "192.0.2.1/32",
+            "::/0",
+            "2001:db8::/48",
+            "::1/128",
+        ] {
             assert_eq!(cidr(s).to_string(), s);
             assert_eq!(cidr(&cidr(s).to_string()), cidr(s));
         }

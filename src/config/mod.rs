@@ -1,0 +1,435 @@
+//! The gateway's configuration: TOML text -> raw serde structs (every table
+//! `deny_unknown_fields`) -> validation -> a typed [`Config`].
+//!
+//! A [`Config`] that exists is valid: every duration is in range, every name
+//! is unique, every route names a defined target, every CIDR parses. What is
+//! wrong with a file comes back as one [`ConfigError`] naming the file, the
+//! 1-based line and column, the key path and, when we know it, the fix:
+//!
+//! ```text
+//! configs/x.toml:31:10: key `routes[2].target`: unknown target "foo"
+//!   help: define it in a [[targets]] table (known targets: demo-uas)
+//! ```
+//!
+//! Every key, its type, default and meaning is listed in `docs/config.md`;
+//! `configs/demo.toml` (compiled in, see [`demo`]) sets and explains each one.
+//!
+//! Module map: `raw.rs` mirrors the file, `validate.rs` turns it into the
+//! types below, `source.rs` maps key paths to lines, `cidr.rs` is [`Cidr`],
+//! `error.rs` is [`ConfigError`].
+
+// ConfigError's fields are its public contract, and a config is loaded once
+// at startup, so the size of `Result<_, ConfigError>` costs nothing.
+#![allow(
+    clippy::result_large_err,
+    reason = "ConfigError's fields are public API; errors are built once, at startup"
+)]
+
+mod cidr;
+mod error;
+mod raw;
+mod source;
+mod validate;
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::de::DeTable;
+
+pub use cidr::{Cidr, CidrError};
+pub use error::ConfigError;
+
+use raw::RawConfig;
+use source::Source;
+
+/// The text of `configs/demo.toml`, compiled in.
+const DEMO_TOML: &str = include_str!("../../configs/demo.toml");
+
+/// The origin [`demo`] reports in errors and in [`Config::origin`].
+pub const DEMO_ORIGIN: &str = "<embedded demo.toml>";
+
+/// The embedded demo configuration: a whole centre on loopback (see
+/// `configs/demo.toml`).
+///
+/// # Panics
+/// Only if the compiled-in `configs/demo.toml` does not validate, which the
+/// unit test `demo_validates` rules out before any build ships.
+#[must_use]
+pub fn demo() -> Config {
+    match parse(DEMO_TOML, DEMO_ORIGIN) {
+        Ok(config) => config,
+        Err(e) => panic!("bug: the embedded configs/demo.toml does not validate:\n{e}"),
+    }
+}
+
+/// Read and validate the configuration file at `path`.
+///
+/// # Errors
+/// The file cannot be read (the error names it), is not valid TOML, or does
+/// not validate; see [`ConfigError`].
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let origin = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let (message, help) = match e.kind() {
+            std::io::ErrorKind::InvalidData => (
+                "cannot read the file: it is not valid UTF-8".to_owned(),
+                Some("save the file as UTF-8".to_owned()),
+            ),
+            std::io::ErrorKind::NotFound => (
+                format!("cannot read the file: {e}"),
+                Some("check the path".to_owned()),
+            ),
+            _ => (format!("cannot read the file: {e}"), None),
+        };
+        Source::file_error(&origin, message, help)
+    })?;
+    parse(&text, &origin)
+}
+
+/// Parse and validate configuration `text`; `origin` names it in errors
+/// (a file path, or something like `<embedded demo.toml>`).
+///
+/// # Errors
+/// The text is not valid TOML or does not validate; see [`ConfigError`].
+pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+    let mut source = Source::new(origin, text);
+    let (root, errors) = DeTable::parse_recoverable(text);
+    source.index(&root);
+    let first = errors
+        .iter()
+        .min_by_key(|e| e.span().map_or(usize::MAX, |s| s.start));
+    if let Some(e) = first {
+        return Err(source.syntax_error(e));
+    }
+    let raw = RawConfig::deserialize(toml::de::Deserializer::from(root))
+        .map_err(|e| source.serde_error(&e))?;
+    validate::validate(raw, &source)
+}
+
+/// A validated configuration. Build it with [`load`], [`parse`] or [`demo`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Where it came from: the file path, or [`DEMO_ORIGIN`].
+    pub origin: String,
+    /// `[node]`: this gateway instance.
+    pub node: Node,
+    /// `[sip]`: the SIP listener and its timers.
+    pub sip: Sip,
+    /// `[api]`: the operators' HTTP API.
+    pub api: Api,
+    /// `[[trunks]]`: carriers allowed to send us INVITEs, in file order.
+    pub trunks: Vec<Trunk>,
+    /// `[[targets]]`: where calls can be sent, in file order.
+    pub targets: Vec<Target>,
+    /// `[[routes]]`: dialled number -> target, in file order.
+    pub routes: Vec<Route>,
+}
+
+impl Config {
+    /// The route for a dialled number (the Request-URI user part, exactly as
+    /// received: no number normalisation happens here): the route with that
+    /// exact number, else the default route (`"*"`), else `None`.
+    #[must_use]
+    pub fn route(&self, number: &str) -> Option<&Route> {
+        self.routes
+            .iter()
+            .find(|r| r.number == number)
+            .or_else(|| self.routes.iter().find(|r| r.is_default()))
+    }
+
+    /// The target called `name`.
+    #[must_use]
+    pub fn target(&self, name: &str) -> Option<&Target> {
+        self.targets.iter().find(|t| t.name == name)
+    }
+
+    /// The trunk a request from `ip` belongs to: the trunk with the longest
+    /// source prefix containing `ip` (the first in file order on a tie), or
+    /// `None` for an unknown source (see [`Sip::unknown_source`]).
+    #[must_use]
+    pub fn trunk_for(&self, ip: IpAddr) -> Option<&Trunk> {
+        let mut best: Option<(u8, &Trunk)> = None;
+        for trunk in &self.trunks {
+            let longest = trunk
+                .sources
+                .iter()
+                .filter(|c| c.contains(ip))
+                .map(|c| c.prefix)
+                .max();
+            if let Some(prefix) = longest {
+                if best.is_none_or(|(p, _)| prefix > p) {
+                    best = Some((prefix, trunk));
+                }
+            }
+        }
+        best.map(|(_, trunk)| trunk)
+    }
+}
+
+/// `[node]`: this gateway instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    /// Name of this instance in logs, metrics and call records (`name`, required).
+    pub name: String,
+    /// Directory for the outbox database and other state (`data_dir`,
+    /// default `data`; relative paths are relative to the working directory).
+    pub data_dir: PathBuf,
+    /// On SIGTERM, how long live calls may continue before they are ended
+    /// (`shutdown_grace_secs`, default 30).
+    pub shutdown_grace: Duration,
+}
+
+/// `[sip]`: the SIP listener and transaction timers (RFC 3261 §17).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sip {
+    /// UDP and TCP both bind here (`listen`, default `127.0.0.1:5060`).
+    pub listen: SocketAddr,
+    /// Host placed in our Via and Contact headers (`advertise`, default the
+    /// listen address; required when `listen` is `0.0.0.0` or `::`).
+    pub advertise: IpAddr,
+    /// RTT estimate, T1 (`t1_ms`, default 500).
+    pub t1: Duration,
+    /// Maximum retransmit interval for non-INVITE requests and INVITE
+    /// responses, T2 (`t2_ms`, default 4000; at least T1).
+    pub t2: Duration,
+    /// Maximum time a message stays in the network, T4 (`t4_ms`, default 5000).
+    pub t4: Duration,
+    /// Largest SIP message accepted (`max_message_bytes`, default 65535,
+    /// 1024..=1048576).
+    pub max_message_bytes: usize,
+    /// Most concurrent inbound TCP connections (`tcp_max_connections`, default 1024).
+    pub tcp_max_connections: usize,
+    /// A TCP connection idle this long is closed (`tcp_idle_timeout_secs`, default 300).
+    pub tcp_idle_timeout: Duration,
+    /// No final answer from the callee within this -> the caller gets 480
+    /// (`ring_timeout_secs`, default 120).
+    pub ring_timeout: Duration,
+    /// What to do with an INVITE from an address no trunk lists
+    /// (`unknown_source`, default `reject`).
+    pub unknown_source: UnknownSource,
+    /// Our User-Agent and Server header value (`user_agent`, default `Hotline-Gateway`).
+    pub user_agent: String,
+}
+
+/// What to do with a request from an address no trunk lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UnknownSource {
+    /// Answer 403 Forbidden (`"reject"`, the default).
+    Reject,
+    /// Ignore it silently (`"drop"`): gives scanners nothing to learn from.
+    Drop,
+}
+
+impl UnknownSource {
+    /// The value as written in the file.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnknownSource::Reject => "reject",
+            UnknownSource::Drop => "drop",
+        }
+    }
+}
+
+impl fmt::Display for UnknownSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `[api]`: the operators' HTTP API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Api {
+    /// Address the HTTP API binds (`listen`, default `127.0.0.1:8080`).
+    pub listen: SocketAddr,
+}
+
+/// `[[trunks]]`: a carrier allowed to send us INVITEs, recognised by the
+/// source address of its requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trunk {
+    /// Unique name, used in logs, metrics and call records.
+    pub name: String,
+    /// Networks the carrier's signalling comes from (at least one).
+    pub sources: Vec<Cidr>,
+}
+
+/// `[[targets]]`: a SIP destination calls can be sent to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// Unique name that routes refer to.
+    pub name: String,
+    /// Where to send the INVITE.
+    pub address: SocketAddr,
+    /// Which transport to send it over (default UDP).
+    pub transport: TargetTransport,
+}
+
+/// The transport used to reach a [`Target`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TargetTransport {
+    /// SIP over UDP (`"udp"`, the default).
+    Udp,
+    /// SIP over TCP (`"tcp"`).
+    Tcp,
+}
+
+impl TargetTransport {
+    /// The value as written in the file.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetTransport::Udp => "udp",
+            TargetTransport::Tcp => "tcp",
+        }
+    }
+}
+
+impl fmt::Display for TargetTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `[[routes]]`: calls to a dialled number go to a target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// The dialled number (Request-URI user part), matched exactly; digits,
+    /// `*` and `#` with an optional leading `+`. [`Route::DEFAULT`] (`"*"`)
+    /// alone matches any number no other route matches.
+    pub number: String,
+    /// Name of a [`Target`] in the same [`Config`] (validated).
+    pub target: String,
+}
+
+impl Route {
+    /// The number of the default route.
+    pub const DEFAULT: &'static str = "*";
+
+    /// Whether this is the default route.
+    #[must_use]
+    pub fn is_default(&self) -> bool {
+        self.number == Self::DEFAULT
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        match s.parse() {
+            Ok(ip) => ip,
+            Err(e) => panic!("{s}: {e}"),
+        }
+    }
+
+    #[test]
+    fn demo_validates() {
+        if let Err(e) = parse(DEMO_TOML, DEMO_ORIGIN) {
+            panic!("configs/demo.toml does not validate:\n{e}");
+        }
+        let demo = demo();
+        assert_eq!(demo.origin, DEMO_ORIGIN);
+        assert_eq!(demo.node.name, "demo");
+    }
+
+    #[test]
+    fn demo_is_loopback_only() {
+        let demo = demo();
+        assert!(demo.sip.listen.ip().is_loopback());
+        assert!(demo.sip.advertise.is_loopback());
+        assert!(demo.api.listen.ip().is_loopback());
+        for t in &demo.targets {
+            assert!(t.address.ip().is_loopback(), "{t:?}");
+        }
+        for t in &demo.trunks {
+            for c in &t.sources {
+                assert!(c.addr.is_loopback(), "{c}");
+            }
+        }
+    }
+
+    #[test]
+    fn demo_routes_both_numbers_to_the_uas() {
+        let demo = demo();
+        for number in ["12345", "12320"] {
+            let route = demo.route(number).map(|r| r.target.as_str());
+            assert_eq!(route, Some("demo-uas"), "{number}");
+        }
+        assert!(demo.route("110").is_none());
+        let uas = demo.target("demo-uas");
+        assert_eq!(
+            uas.map(|t| t.address.to_string()),
+            Some("127.0.0.1:5070".into())
+        );
+        assert_eq!(uas.map(|t| t.transport), Some(TargetTransport::Udp));
+        assert_eq!(
+            demo.trunk_for(ip("127.0.0.1")).map(|t| t.name.as_str()),
+            Some("carrier-demo")
+        );
+        assert!(demo.trunk_for(ip("192.0.2.1")).is_none());
+    }
+
+    const BASE: &str =
+        "[node]\nname = \"n\"\n[[targets]]\nname = \"a\"\naddress = \"127.0.0.1:5070\"\n\
+                        [[targets]]\nname = \"b\"\naddress = \"127.0.0.1:5071\"\n";
+
+    fn config(extra: &str) -> Config {
+        match parse(&format!("{BASE}{extra}"), "t.toml") {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn default_route_catches_the_rest() {
+        let c = config(
+            "[[routes]]\nnumber = \"*\"\ntarget = \"b\"\n[[routes]]\nnumber = \"12345\"\ntarget = \"a\"\n",
+        );
+        assert_eq!(c.route("12345").map(|r| r.target.as_str()), Some("a"));
+        assert_eq!(c.route("999").map(|r| r.target.as_str()), Some("b"));
+        assert_eq!(c.route("+8612345").map(|r| r.target.as_str()), Some("b"));
+        let without = config("[[routes]]\nnumber = \"12345\"\ntarget = \"a\"\n");
+        assert!(without.route("999").is_none());
+    }
+
+    #[test]
+    fn trunk_for_prefers_the_longest_prefix() {
+        let c = config(
+            "[[trunks]]\nname = \"wide\"\nsources = [\"10.0.0.0/8\", \"::/0\"]\n\
+             [[trunks]]\nname = \"narrow\"\nsources = [\"10.1.0.0/16\"]\n\
+             [[trunks]]\nname = \"same\"\nsources = [\"10.1.0.0/17\", \"10.1.128.0/17\"]\n",
+        );
+        let name = |s: &str| c.trunk_for(ip(s)).map(|t| t.name.clone());
+        assert_eq!(name("10.2.0.1").as_deref(), Some("wide"));
+        assert_eq!(name("10.1.0.1").as_deref(), Some("same"));
+        assert_eq!(name("::ffff:10.1.200.1").as_deref(), Some("same"));
+        assert_eq!(name("2001:db8::1").as_deref(), Some("wide"));
+        assert_eq!(name("11.0.0.1"), None);
+    }
+
+    #[test]
+    fn defaults() {
+        let c = config("");
+        assert_eq!(c.sip.listen.to_string(), "127.0.0.1:5060");
+        assert_eq!(c.sip.advertise, ip("127.0.0.1"));
+        assert_eq!(c.sip.t1, Duration::from_millis(500));
+        assert_eq!(c.sip.t2, Duration::from_millis(4000));
+        assert_eq!(c.sip.t4, Duration::from_millis(5000));
+        assert_eq!(c.sip.max_message_bytes, 65535);
+        assert_eq!(c.sip.tcp_max_connections, 1024);
+        assert_eq!(c.sip.tcp_idle_timeout, Duration::from_secs(300));
+        assert_eq!(c.sip.ring_timeout, Duration::from_secs(120));
+        assert_eq!(c.sip.unknown_source, UnknownSource::Reject);
+        assert_eq!(c.sip.user_agent, "Hotline-Gateway");
+        assert_eq!(c.api.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.node.data_dir, PathBuf::from("data"));
+        assert_eq!(c.node.shutdown_grace, Duration::from_secs(30));
+        assert_eq!(c.origin, "t.toml");
+        assert!(c.trunks.is_empty() && c.routes.is_empty());
+    }
+}

@@ -1,0 +1,155 @@
+//! The file as written: serde structs mirroring the TOML, every table
+//! `deny_unknown_fields`, every key optional (defaults and requiredness are
+//! decided in `validate.rs`, where the error can say why).
+//!
+//! Field order is the order `unknown key; expected one of: ...` lists them,
+//! so keep it the order of docs/config.md.
+
+use std::fmt;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(super) struct RawConfig {
+    pub node: Option<RawNode>,
+    pub sip: Option<RawSip>,
+    pub api: Option<RawApi>,
+    #[serde(default)]
+    pub trunks: Vec<RawTrunk>,
+    #[serde(default)]
+    pub targets: Vec<RawTarget>,
+    #[serde(default)]
+    pub routes: Vec<RawRoute>,
+}
+
+/// `[node]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table ([node])")]
+pub(super) struct RawNode {
+    pub name: Option<String>,
+    pub data_dir: Option<String>,
+    #[serde(default, deserialize_with = "seconds")]
+    pub shutdown_grace_secs: Option<u64>,
+}
+
+/// `[sip]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table ([sip])")]
+pub(super) struct RawSip {
+    pub listen: Option<String>,
+    pub advertise: Option<String>,
+    #[serde(default, deserialize_with = "millis")]
+    pub t1_ms: Option<u64>,
+    #[serde(default, deserialize_with = "millis")]
+    pub t2_ms: Option<u64>,
+    #[serde(default, deserialize_with = "millis")]
+    pub t4_ms: Option<u64>,
+    #[serde(default, deserialize_with = "bytes")]
+    pub max_message_bytes: Option<u64>,
+    #[serde(default, deserialize_with = "count")]
+    pub tcp_max_connections: Option<u64>,
+    #[serde(default, deserialize_with = "seconds")]
+    pub tcp_idle_timeout_secs: Option<u64>,
+    #[serde(default, deserialize_with = "seconds")]
+    pub ring_timeout_secs: Option<u64>,
+    pub unknown_source: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// `[api]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table ([api])")]
+pub(super) struct RawApi {
+    pub listen: Option<String>,
+}
+
+/// One `[[trunks]]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table ([[trunks]])")]
+pub(super) struct RawTrunk {
+    pub name: Option<String>,
+    pub sources: Option<Vec<String>>,
+}
+
+/// One `[[targets]]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table ([[targets]])")]
+pub(super) struct RawTarget {
+    pub name: Option<String>,
+    pub address: Option<String>,
+    pub transport: Option<String>,
+}
+
+/// One `[[routes]]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table ([[routes]])")]
+pub(super) struct RawRoute {
+    pub number: Option<String>,
+    pub target: Option<String>,
+}
+
+/// A non-negative integer whose `expecting` names its unit, so a wrong type
+/// reads "expected an integer (milliseconds), found string "500"".
+struct Unsigned(&'static str);
+
+impl Visitor<'_> for Unsigned {
+    type Value = u64;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
+        Ok(v)
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
+        u64::try_from(v).map_err(|_| {
+            E::custom(format_args!(
+                "expected {}, found negative number {v}",
+                self.0
+            ))
+        })
+    }
+
+    fn visit_i128<E: de::Error>(self, v: i128) -> Result<u64, E> {
+        u64::try_from(v).map_err(|_| {
+            E::custom(format_args!(
+                "expected {}, found {v}, which is out of range",
+                self.0
+            ))
+        })
+    }
+
+    fn visit_u128<E: de::Error>(self, v: u128) -> Result<u64, E> {
+        u64::try_from(v).map_err(|_| {
+            E::custom(format_args!(
+                "expected {}, found {v}, which is out of range",
+                self.0
+            ))
+        })
+    }
+}
+
+fn unsigned<'de, D: Deserializer<'de>>(d: D, what: &'static str) -> Result<Option<u64>, D::Error> {
+    d.deserialize_u64(Unsigned(what)).map(Some)
+}
+
+fn millis<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    unsigned(d, "an integer (milliseconds)")
+}
+
+fn seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    unsigned(d, "an integer (seconds)")
+}
+
+fn bytes<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    unsigned(d, "an integer (bytes)")
+}
+
+fn count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    unsigned(d, "an integer")
+}

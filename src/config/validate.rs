@@ -1,0 +1,622 @@
+//! Raw file -> typed [`Config`]: defaults, ranges, names, references.
+//!
+//! Each check returns the first problem as a [`ConfigError`] naming the key
+//! path; [`Source`] turns the path into a line.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::raw::{RawApi, RawConfig, RawNode, RawRoute, RawSip, RawTarget, RawTrunk};
+use super::source::{closest, Source};
+use super::{
+    Api, Cidr, CidrError, Config, ConfigError, Node, Route, Sip, Target, TargetTransport, Trunk,
+    UnknownSource,
+};
+
+type Result<T> = std::result::Result<T, ConfigError>;
+
+/// Longest name accepted for a node, trunk or target.
+const MAX_NAME: usize = 64;
+/// Longest route number accepted (E.164 needs 15; leave room for prefixes).
+const MAX_NUMBER: usize = 32;
+/// Longest User-Agent accepted.
+const MAX_USER_AGENT: usize = 128;
+
+pub(super) fn validate(raw: RawConfig, src: &Source<'_>) -> Result<Config> {
+    let node = node(raw.node.unwrap_or_default(), src)?;
+    let sip = sip(raw.sip.unwrap_or_default(), src)?;
+    let api = api(&raw.api.unwrap_or_default(), &sip, src)?;
+    let trunks = trunks(raw.trunks, src)?;
+    let targets = targets(raw.targets, &sip, src)?;
+    let routes = routes(raw.routes, &targets, src)?;
+    Ok(Config {
+        origin: src.origin().to_owned(),
+        node,
+        sip,
+        api,
+        trunks,
+        targets,
+        routes,
+    })
+}
+
+fn node(raw: RawNode, src: &Source<'_>) -> Result<Node> {
+    let name = name(
+        src,
+        "node.name",
+        raw.name,
+        "the [node] table needs a name, e.g. name = \"hotline-1\"",
+    )?;
+    let data_dir = match raw.data_dir {
+        None => PathBuf::from("data"),
+        Some(d) if d.trim().is_empty() => {
+            return Err(src.error(
+                "node.data_dir",
+                "empty path",
+                Some("leave the key out for the default \"data\", or name a directory".to_owned()),
+            ))
+        }
+        Some(d) => PathBuf::from(d),
+    };
+    let shutdown_grace = secs(
+        src,
+        "node.shutdown_grace_secs",
+        raw.shutdown_grace_secs,
+        30,
+        1,
+        3600,
+    )?;
+    Ok(Node {
+        name,
+        data_dir,
+        shutdown_grace,
+    })
+}
+
+fn sip(raw: RawSip, src: &Source<'_>) -> Result<Sip> {
+    let listen = socket_addr(src, "sip.listen", raw.listen.as_deref(), "127.0.0.1:5060")?;
+    fixed_port(src, "sip.listen", listen)?;
+    let advertise = advertise(src, raw.advertise, listen)?;
+
+    let t1 = ranged(src, "sip.t1_ms", raw.t1_ms, 500, 1, 10_000, "milliseconds")?;
+    let t2 = ranged(
+        src,
+        "sip.t2_ms",
+        raw.t2_ms,
+        4000,
+        1,
+        120_000,
+        "milliseconds",
+    )?;
+    if t2 < t1 {
+        let at = if raw.t2_ms.is_some() {
+            "sip.t2_ms"
+        } else {
+            "sip.t1_ms"
+        };
+        return Err(src.error_at(
+            "sip.t2_ms",
+            at,
+            format!("T2 ({t2} ms) is shorter than T1 ({t1} ms)"),
+            Some(
+                "RFC 3261 §17.1.2.2 caps retransmit intervals at T2, so T2 must be at least T1; \
+                 the defaults are t1_ms = 500, t2_ms = 4000"
+                    .to_owned(),
+            ),
+        ));
+    }
+    let t4 = ranged(src, "sip.t4_ms", raw.t4_ms, 5000, 1, 60_000, "milliseconds")?;
+    let max_message_bytes = ranged(
+        src,
+        "sip.max_message_bytes",
+        raw.max_message_bytes,
+        65_535,
+        1024,
+        1_048_576,
+        "bytes",
+    )?;
+    let tcp_max_connections = ranged(
+        src,
+        "sip.tcp_max_connections",
+        raw.tcp_max_connections,
+        1024,
+        1,
+        1_000_000,
+        "connections",
+    )?;
+    let tcp_idle_timeout = secs(
+        src,
+        "sip.tcp_idle_timeout_secs",
+        raw.tcp_idle_timeout_secs,
+        300,
+        1,
+        86_400,
+    )?;
+    let ring_timeout = secs(
+        src,
+        "sip.ring_timeout_secs",
+        raw.ring_timeout_secs,
+        120,
+        1,
+        3600,
+    )?;
+
+    let unknown_source = unknown_source(src, raw.unknown_source.as_deref())?;
+    let user_agent = user_agent(src, raw.user_agent)?;
+
+    Ok(Sip {
+        listen,
+        advertise,
+        t1: Duration::from_millis(t1),
+        t2: Duration::from_millis(t2),
+        t4: Duration::from_millis(t4),
+        max_message_bytes: usize::try_from(max_message_bytes).unwrap_or(usize::MAX),
+        tcp_max_connections: usize::try_from(tcp_max_connections).unwrap_or(usize::MAX),
+        tcp_idle_timeout,
+        ring_timeout,
+        unknown_source,
+        user_agent,
+    })
+}
+
+fn unknown_source(src: &Source<'_>, raw: Option<&str>) -> Result<UnknownSource> {
+    match raw {
+        None | Some("reject") => Ok(UnknownSource::Reject),
+        Some("drop") => Ok(UnknownSource::Drop),
+        Some(other) => Err(src.error(
+            "sip.unknown_source",
+            format!("unknown value \"{other}\"; expected one of: reject, drop"),
+            Some("\"reject\" answers 403 Forbidden, \"drop\" ignores the request".to_owned()),
+        )),
+    }
+}
+
+/// A User-Agent goes into a header: printable ASCII only, so no CR/LF.
+fn user_agent(src: &Source<'_>, raw: Option<String>) -> Result<String> {
+    let user_agent = raw.unwrap_or_else(|| "Hotline-Gateway".to_owned());
+    let printable = user_agent.bytes().all(|b| (0x20..0x7f).contains(&b));
+    if user_agent.trim().is_empty() || !printable || user_agent.len() > MAX_USER_AGENT {
+        return Err(src.error(
+            "sip.user_agent",
+            format!("invalid User-Agent {user_agent:?}"),
+            Some(format!(
+                "use 1 to {MAX_USER_AGENT} printable ASCII characters, e.g. \"Hotline-Gateway\""
+            )),
+        ));
+    }
+    Ok(user_agent)
+}
+
+fn advertise(src: &Source<'_>, raw: Option<String>, listen: SocketAddr) -> Result<IpAddr> {
+    const KEY: &str = "sip.advertise";
+    let Some(text) = raw else {
+        if listen.ip().is_unspecified() {
+            return Err(src.error_at(
+                KEY,
+                "sip.listen",
+                format!(
+                    "missing key: sip.listen ({listen}) binds every address, so the address to \
+                     put in Via and Contact must be given"
+                ),
+                Some(
+                    "set advertise to the address peers reach this host at, \
+                 e.g. advertise = \"192.0.2.10\""
+                        .to_owned(),
+                ),
+            ));
+        }
+        return Ok(listen.ip());
+    };
+    let Ok(ip) = text.parse::<IpAddr>() else {
+        let help = match text.parse::<SocketAddr>() {
+            Ok(sa) => format!("advertise is an address without a port: \"{}\"", sa.ip()),
+            Err(_) => {
+                "write an IPv4 or IPv6 address, e.g. \"192.0.2.10\"; host names are not accepted"
+                    .to_owned()
+            }
+        };
+        return Err(src.error(KEY, format!("invalid IP address \"{text}\""), Some(help)));
+    };
+    if ip.is_unspecified() || ip.is_multicast() {
+        return Err(src.error(
+            KEY,
+            format!("{ip} cannot be reached by peers"),
+            Some("advertise the unicast address peers send to, e.g. \"192.0.2.10\"".to_owned()),
+        ));
+    }
+    let listen_v4 = listen.ip().is_ipv4();
+    let dual_stack = listen.ip() == IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED);
+    if ip.is_ipv4() != listen_v4 && !dual_stack {
+        return Err(src.error(
+            KEY,
+            format!("{ip} is not the same address family as sip.listen ({listen})"),
+            Some(
+                "peers would send to an address we do not listen on; \
+                 advertise an address of the listen family"
+                    .to_owned(),
+            ),
+        ));
+    }
+    Ok(ip)
+}
+
+fn api(raw: &RawApi, sip: &Sip, src: &Source<'_>) -> Result<Api> {
+    let listen = socket_addr(src, "api.listen", raw.listen.as_deref(), "127.0.0.1:8080")?;
+    fixed_port(src, "api.listen", listen)?;
+    let (a, s) = (listen, sip.listen);
+    if a.port() == s.port()
+        && (a.ip() == s.ip() || a.ip().is_unspecified() || s.ip().is_unspecified())
+    {
+        let at = if raw.listen.is_some() {
+            "api.listen"
+        } else {
+            "sip.listen"
+        };
+        return Err(src.error_at(
+            "api.listen",
+            at,
+            format!(
+                "{a} overlaps sip.listen ({s}): both bind TCP port {}",
+                a.port()
+            ),
+            Some("give the API and SIP different ports (defaults: 8080 and 5060)".to_owned()),
+        ));
+    }
+    Ok(Api { listen })
+}
+
+fn trunks(raw: Vec<RawTrunk>, src: &Source<'_>) -> Result<Vec<Trunk>> {
+    let mut names: HashMap<String, usize> = HashMap::new();
+    let mut seen: HashMap<Cidr, String> = HashMap::new();
+    let mut trunks = Vec::with_capacity(raw.len());
+    for (i, t) in raw.into_iter().enumerate() {
+        let path = format!("trunks[{i}]");
+        let name = name(
+            src,
+            &format!("{path}.name"),
+            t.name,
+            "every [[trunks]] table needs a name, e.g. name = \"carrier-a\"",
+        )?;
+        unique(src, &mut names, "trunks", i, &name)?;
+        let sources_path = format!("{path}.sources");
+        let example = "list the carrier's signalling networks, e.g. sources = [\"192.0.2.0/24\"]";
+        let raw_sources = match t.sources {
+            None => return Err(src.error(&sources_path, "missing key", Some(example.to_owned()))),
+            Some(s) if s.is_empty() => {
+                return Err(src.error(
+                    &sources_path,
+                    "no sources: this trunk would accept no calls",
+                    Some(example.to_owned()),
+                ))
+            }
+            Some(s) => s,
+        };
+        let mut sources = Vec::with_capacity(raw_sources.len());
+        for (j, text) in raw_sources.iter().enumerate() {
+            let key = format!("{sources_path}[{j}]");
+            let cidr = text.parse::<Cidr>().map_err(|e| {
+                let message = format!("invalid CIDR \"{text}\": {e}");
+                src.error(&key, message, Some(cidr_help(&e)))
+            })?;
+            if let Some(first) = seen.get(&cidr) {
+                return Err(src.error(
+                    &key,
+                    format!("{cidr} is already listed at {}", located(src, first)),
+                    Some("a network may be listed once: remove one of them".to_owned()),
+                ));
+            }
+            seen.insert(cidr, key);
+            sources.push(cidr);
+        }
+        trunks.push(Trunk { name, sources });
+    }
+    Ok(trunks)
+}
+
+fn cidr_help(e: &CidrError) -> String {
+    match e {
+        CidrError::HostBitsSet { network, .. } => format!("did you mean \"{network}\"?"),
+        CidrError::PrefixTooLong { .. } | CidrError::BadPrefix(_) => {
+            "the prefix is 0..=32 for IPv4 and 0..=128 for IPv6, e.g. \"10.0.0.0/8\"".to_owned()
+        }
+        CidrError::BadAddress(_) => "write an IP address with an optional /prefix, \
+                                     e.g. \"10.0.0.0/8\", \"192.0.2.7\" or \"2001:db8::/32\"; \
+                                     host names are not accepted"
+            .to_owned(),
+    }
+}
+
+fn targets(raw: Vec<RawTarget>, sip: &Sip, src: &Source<'_>) -> Result<Vec<Target>> {
+    let mut names: HashMap<String, usize> = HashMap::new();
+    let mut targets = Vec::with_capacity(raw.len());
+    for (i, t) in raw.into_iter().enumerate() {
+        let path = format!("targets[{i}]");
+        let name = name(
+            src,
+            &format!("{path}.name"),
+            t.name,
+            "every [[targets]] table needs a name, e.g. name = \"sub-centre-a\"",
+        )?;
+        unique(src, &mut names, "targets", i, &name)?;
+        let key = format!("{path}.address");
+        let Some(text) = t.address else {
+            return Err(src.error(
+                &key,
+                "missing key",
+                Some(
+                    "give the callee's SIP address, e.g. address = \"192.0.2.20:5060\"".to_owned(),
+                ),
+            ));
+        };
+        let address = parse_socket_addr(src, &key, &text)?;
+        if address.ip().is_unspecified() || address.ip().is_multicast() || address.port() == 0 {
+            return Err(src.error(
+                &key,
+                format!("{address} is not a destination a call can be sent to"),
+                Some(
+                    "give the callee's unicast address and port, e.g. \"192.0.2.20:5060\""
+                        .to_owned(),
+                ),
+            ));
+        }
+        let ours = address == sip.listen
+            || address == SocketAddr::new(sip.advertise, sip.listen.port())
+            || (sip.listen.ip().is_unspecified()
+                && address.port() == sip.listen.port()
+                && address.ip().is_loopback());
+        if ours {
+            return Err(src.error(
+                &key,
+                format!(
+                    "{address} is this gateway's own SIP listener: calls sent there would loop"
+                ),
+                Some("point the target at the callee, not at sip.listen".to_owned()),
+            ));
+        }
+        let transport = match t.transport.as_deref() {
+            None | Some("udp") => TargetTransport::Udp,
+            Some("tcp") => TargetTransport::Tcp,
+            Some(other) => {
+                return Err(src.error(
+                    &format!("{path}.transport"),
+                    format!("unknown transport \"{other}\"; expected one of: udp, tcp"),
+                    Some(
+                        "transports are written in lower case; TLS is not supported yet".to_owned(),
+                    ),
+                ))
+            }
+        };
+        targets.push(Target {
+            name,
+            address,
+            transport,
+        });
+    }
+    Ok(targets)
+}
+
+fn routes(raw: Vec<RawRoute>, targets: &[Target], src: &Source<'_>) -> Result<Vec<Route>> {
+    let mut numbers: HashMap<String, usize> = HashMap::new();
+    let mut routes = Vec::with_capacity(raw.len());
+    for (i, r) in raw.into_iter().enumerate() {
+        let path = format!("routes[{i}]");
+        let key = format!("{path}.number");
+        let Some(number) = r.number else {
+            return Err(src.error(
+                &key,
+                "missing key",
+                Some("give the dialled number, e.g. number = \"12345\"".to_owned()),
+            ));
+        };
+        if number != Route::DEFAULT {
+            check_number(src, &key, &number)?;
+        }
+        if let Some(first) = numbers.get(&number) {
+            let first = located(src, &format!("routes[{first}].number"));
+            let (message, help) = if number == Route::DEFAULT {
+                (
+                    format!("a second default route (\"*\"); the first is at {first}"),
+                    "there can be one default route",
+                )
+            } else {
+                (
+                    format!("duplicate route number \"{number}\"; first defined at {first}"),
+                    "a number has one route: remove one",
+                )
+            };
+            return Err(src.error(&key, message, Some(help.to_owned())));
+        }
+        numbers.insert(number.clone(), i);
+
+        let key = format!("{path}.target");
+        let known: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
+        let list = if known.is_empty() {
+            "no targets are defined yet".to_owned()
+        } else {
+            let mut shown = known
+                .iter()
+                .take(10)
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", ");
+            if known.len() > 10 {
+                shown.push_str(", ...");
+            }
+            format!("known targets: {shown}")
+        };
+        let Some(target) = r.target else {
+            return Err(src.error(
+                &key,
+                "missing key",
+                Some(format!("name a [[targets]] table ({list})")),
+            ));
+        };
+        if !known.contains(&target.as_str()) {
+            let mut help = format!("define it in a [[targets]] table ({list})");
+            if let Some(near) = closest(&target, &known) {
+                help = format!("did you mean \"{near}\"? or {help}");
+            }
+            return Err(src.error(&key, format!("unknown target \"{target}\""), Some(help)));
+        }
+        routes.push(Route { number, target });
+    }
+    Ok(routes)
+}
+
+/// Digits, `*` and `#`, with an optional leading `+`.
+fn check_number(src: &Source<'_>, key: &str, number: &str) -> Result<()> {
+    let digits = number.strip_prefix('+').unwrap_or(number);
+    let help = Some(
+        "write the dialled number as it arrives in the Request-URI, e.g. \"12345\"; \
+         \"*\" alone is the default route"
+            .to_owned(),
+    );
+    if digits.is_empty()
+        || !digits
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'*' || b == b'#')
+    {
+        return Err(src.error(
+            key,
+            format!(
+                "invalid number \"{number}\"; \
+                 expected digits 0-9, * and #, optionally after a leading +"
+            ),
+            help,
+        ));
+    }
+    if number.len() > MAX_NUMBER {
+        return Err(src.error(
+            key,
+            format!("number is longer than {MAX_NUMBER} characters"),
+            help,
+        ));
+    }
+    Ok(())
+}
+
+/// A required, well-formed name.
+fn name(src: &Source<'_>, key: &str, raw: Option<String>, missing_help: &str) -> Result<String> {
+    let Some(name) = raw else {
+        return Err(src.error(key, "missing key", Some(missing_help.to_owned())));
+    };
+    let help = Some(format!(
+        "names are 1 to {MAX_NAME} characters: letters, digits, '-', '_' and '.', \
+         e.g. \"carrier-a\""
+    ));
+    if name.is_empty() {
+        return Err(src.error(key, "empty name", help));
+    }
+    let ok = name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if !ok || name.len() > MAX_NAME {
+        return Err(src.error(key, format!("invalid name \"{name}\""), help));
+    }
+    Ok(name)
+}
+
+/// Record `name` as defined by `table[i]`, or fail if an earlier one has it.
+fn unique(
+    src: &Source<'_>,
+    names: &mut HashMap<String, usize>,
+    table: &str,
+    i: usize,
+    name: &str,
+) -> Result<()> {
+    if let Some(first) = names.get(name) {
+        let first = located(src, &format!("{table}[{first}]"));
+        return Err(src.error(
+            &format!("{table}[{i}].name"),
+            format!("duplicate name \"{name}\"; first defined at {first}"),
+            Some(format!(
+                "every [[{table}]] table needs its own name: rename or remove one"
+            )),
+        ));
+    }
+    names.insert(name.to_owned(), i);
+    Ok(())
+}
+
+/// `trunks[0]` -> `trunks[0] (line 12)`.
+fn located(src: &Source<'_>, path: &str) -> String {
+    match src.line_of(path) {
+        Some(line) => format!("{path} (line {line})"),
+        None => path.to_owned(),
+    }
+}
+
+fn socket_addr(
+    src: &Source<'_>,
+    key: &str,
+    raw: Option<&str>,
+    default: &str,
+) -> Result<SocketAddr> {
+    parse_socket_addr(src, key, raw.unwrap_or(default))
+}
+
+fn parse_socket_addr(src: &Source<'_>, key: &str, text: &str) -> Result<SocketAddr> {
+    text.parse().map_err(|_| {
+        let help = match text.parse::<IpAddr>() {
+            Ok(IpAddr::V4(ip)) => format!("add a port: \"{ip}:5060\""),
+            Ok(IpAddr::V6(ip)) => {
+                format!("add a port, with the address in brackets: \"[{ip}]:5060\"")
+            }
+            Err(_) => "write IP:PORT, e.g. \"127.0.0.1:5060\" or \"[::1]:5060\"; \
+                       host names are not accepted"
+                .to_owned(),
+        };
+        src.error(
+            key,
+            format!("invalid socket address \"{text}\""),
+            Some(help),
+        )
+    })
+}
+
+fn fixed_port(src: &Source<'_>, key: &str, addr: SocketAddr) -> Result<()> {
+    if addr.port() == 0 {
+        return Err(src.error(
+            key,
+            format!("port 0 in {addr}: a listener needs a fixed port"),
+            Some("give a port, e.g. 5060 for SIP or 8080 for the API".to_owned()),
+        ));
+    }
+    Ok(())
+}
+
+/// An integer key with a default and an inclusive range.
+fn ranged(
+    src: &Source<'_>,
+    key: &str,
+    raw: Option<u64>,
+    default: u64,
+    min: u64,
+    max: u64,
+    unit: &str,
+) -> Result<u64> {
+    let value = raw.unwrap_or(default);
+    if (min..=max).contains(&value) {
+        return Ok(value);
+    }
+    Err(src.error(
+        key,
+        format!("{value} is out of range; expected {min} to {max} {unit}"),
+        Some(format!(
+            "the default is {default}; leave the key out to use it"
+        )),
+    ))
+}
+
+fn secs(
+    src: &Source<'_>,
+    key: &str,
+    raw: Option<u64>,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<Duration> {
+    ranged(src, key, raw, default, min, max, "seconds").map(Duration::from_secs)
+}

@@ -1,0 +1,513 @@
+//! Configuration files (hotline rule: a bad config is refused at startup with
+//! a message that says where and how to fix it, never half-applied).
+//!
+//! - `configs/demo.toml`, every `configs/examples/*.toml` and every
+//!   `tests/data/config/good_*.toml` validate;
+//! - each class of bad file (unknown key at top level, nested and in an array
+//!   of tables; wrong type; syntax; missing route target; bad CIDR; duplicate
+//!   target; bad address; unspecified listen without advertise; zero
+//!   duration; duplicate route; bad number; missing and empty names) is
+//!   refused with an error naming the file, the 1-based line and column, the
+//!   key path, and what was expected or how to fix it;
+//! - the demo sets, and docs/config.md documents, every key the schema has.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hotline::config::{self, Config, ConfigError, TargetTransport, UnknownSource};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn fixture(name: &str) -> PathBuf {
+    root().join("tests/data/config").join(name)
+}
+
+fn load_ok(path: &Path) -> Config {
+    match config::load(path) {
+        Ok(c) => c,
+        Err(e) => panic!("{} should validate, but:\n{e}", path.display()),
+    }
+}
+
+fn ip(s: &str) -> IpAddr {
+    match s.parse() {
+        Ok(ip) => ip,
+        Err(e) => panic!("{s}: {e}"),
+    }
+}
+
+/// What a bad fixture's error must say.
+struct Expect {
+    file: &'static str,
+    line: usize,
+    column: usize,
+    key: &'static str,
+    /// A fragment of the message (the part after the key).
+    message: &'static str,
+    /// A fragment of the help line.
+    help: &'static str,
+}
+
+fn refused(x: Expect) -> ConfigError {
+    let path = fixture(x.file);
+    let err = match config::load(&path) {
+        Ok(_) => panic!("{} should be refused", path.display()),
+        Err(e) => e,
+    };
+    let shown = err.to_string();
+    let prefix = format!(
+        "{}:{}:{}: key `{}`: ",
+        path.display(),
+        x.line,
+        x.column,
+        x.key
+    );
+    assert!(
+        shown.starts_with(&prefix),
+        "error:\n{shown}\nshould start with:\n{prefix}"
+    );
+    assert_eq!(err.file, path.display().to_string());
+    assert_eq!(err.line, Some(x.line), "{shown}");
+    assert_eq!(err.column, Some(x.column), "{shown}");
+    assert_eq!(err.key.as_deref(), Some(x.key), "{shown}");
+    assert!(
+        err.message.contains(x.message),
+        "message of:\n{shown}\nshould contain: {}",
+        x.message
+    );
+    assert!(
+        err.help.as_deref().is_some_and(|h| h.contains(x.help)) && shown.contains("\n  help: "),
+        "help of:\n{shown}\nshould contain: {}",
+        x.help
+    );
+    err
+}
+
+// ---------------------------------------------------------------- good files
+
+#[test]
+fn demo_validates_and_is_the_shipped_file() {
+    let demo = config::demo();
+    assert_eq!(demo.origin, "<embedded demo.toml>");
+    assert_eq!(demo.node.name, "demo");
+    assert_eq!(demo.sip.listen.to_string(), "127.0.0.1:5060");
+    assert_eq!(demo.api.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(demo.trunks.len(), 1);
+    assert_eq!(demo.trunks[0].name, "carrier-demo");
+    assert_eq!(demo.trunks[0].sources[0].to_string(), "127.0.0.0/8");
+    assert_eq!(demo.targets.len(), 1);
+    assert_eq!(demo.targets[0].name, "demo-uas");
+    assert_eq!(demo.targets[0].address.to_string(), "127.0.0.1:5070");
+    assert_eq!(demo.targets[0].transport, TargetTransport::Udp);
+    let routes: Vec<_> = demo
+        .routes
+        .iter()
+        .map(|r| (r.number.as_str(), r.target.as_str()))
+        .collect();
+    assert_eq!(routes, [("12345", "demo-uas"), ("12320", "demo-uas")]);
+
+    let path = root().join("configs/demo.toml");
+    let from_disk = load_ok(&path);
+    assert_eq!(from_disk.origin, path.display().to_string());
+    assert_eq!(
+        Config {
+            origin: demo.origin.clone(),
+            ..from_disk
+        },
+        demo
+    );
+}
+
+#[test]
+fn every_example_validates() {
+    let dir = root().join("configs/examples");
+    let mut examples: Vec<PathBuf> = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect(),
+        Err(e) => panic!("{}: {e}", dir.display()),
+    };
+    examples.sort();
+    assert!(
+        examples.len() >= 2,
+        "expected at least 2 examples, found {examples:?}"
+    );
+    for path in &examples {
+        load_ok(path);
+    }
+}
+
+#[test]
+fn city_example_reads_as_documented() {
+    let c = load_ok(&root().join("configs/examples/city-two-carriers.toml"));
+    assert_eq!(c.sip.advertise, ip("10.20.0.5"));
+    assert_eq!(c.sip.unknown_source, UnknownSource::Drop);
+    assert_eq!(c.node.shutdown_grace, Duration::from_secs(120));
+    let trunk = |s: &str| c.trunk_for(ip(s)).map(|t| t.name.clone());
+    assert_eq!(trunk("10.10.0.7").as_deref(), Some("carrier-telecom"));
+    assert_eq!(trunk("10.10.8.17").as_deref(), Some("carrier-telecom"));
+    assert_eq!(trunk("10.11.0.200").as_deref(), Some("carrier-unicom"));
+    assert_eq!(trunk("10.10.8.18"), None);
+    let ivr = c.target("ivr-main").map(|t| t.transport);
+    assert_eq!(ivr, Some(TargetTransport::Tcp));
+    let target = |n: &str| c.route(n).map(|r| r.target.clone());
+    assert_eq!(target("12320").as_deref(), Some("sub-centre-east"));
+    assert_eq!(target("12345").as_deref(), Some("ivr-main"));
+    assert_eq!(target("96110").as_deref(), Some("ivr-main"));
+}
+
+#[test]
+fn minimal_file_takes_the_defaults() {
+    let c = load_ok(&fixture("good_minimal.toml"));
+    assert_eq!(c.node.name, "minimal");
+    assert_eq!(c.node.data_dir, PathBuf::from("data"));
+    assert_eq!(c.node.shutdown_grace, Duration::from_secs(30));
+    assert_eq!(c.sip.listen.to_string(), "127.0.0.1:5060");
+    assert_eq!(c.sip.advertise, ip("127.0.0.1"));
+    assert_eq!(c.sip.t1, Duration::from_millis(500));
+    assert_eq!(c.sip.t2, Duration::from_secs(4));
+    assert_eq!(c.sip.t4, Duration::from_secs(5));
+    assert_eq!(c.sip.max_message_bytes, 65_535);
+    assert_eq!(c.sip.tcp_max_connections, 1024);
+    assert_eq!(c.sip.tcp_idle_timeout, Duration::from_secs(300));
+    assert_eq!(c.sip.ring_timeout, Duration::from_secs(120));
+    assert_eq!(c.sip.unknown_source, UnknownSource::Reject);
+    assert_eq!(c.sip.user_agent, "Hotline-Gateway");
+    assert_eq!(c.api.listen.to_string(), "127.0.0.1:8080");
+    assert!(c.trunks.is_empty() && c.targets.is_empty() && c.routes.is_empty());
+    assert!(c.route("12345").is_none());
+}
+
+#[test]
+fn ipv6_file_with_inline_tables_and_a_default_route() {
+    let c = load_ok(&fixture("good_ipv6_default_route.toml"));
+    assert_eq!(c.sip.advertise, ip("2001:db8::5"));
+    assert_eq!(c.targets[0].address.to_string(), "[2001:db8::20]:5060");
+    assert_eq!(c.targets[0].transport, TargetTransport::Tcp);
+    // The IPv4-mapped network is stored as the IPv4 network it denotes.
+    assert_eq!(c.trunks[0].sources[1].to_string(), "192.0.2.0/24");
+    assert!(c.trunk_for(ip("192.0.2.9")).is_some());
+    assert!(c.trunk_for(ip("::ffff:192.0.2.9")).is_some());
+    assert!(c.trunk_for(ip("2001:db8:100:1::1")).is_some());
+    assert!(c.trunk_for(ip("2001:db8:101::1")).is_none());
+    assert_eq!(
+        c.route("+8612345").map(|r| r.number.as_str()),
+        Some("+8612345")
+    );
+    assert_eq!(c.route("12345").map(|r| r.number.as_str()), Some("*"));
+}
+
+// ----------------------------------------------------------------- bad files
+
+#[test]
+fn unknown_top_level_table() {
+    refused(Expect {
+        file: "bad_unknown_key_top.toml",
+        line: 6,
+        column: 2,
+        key: "nodes",
+        message: "unknown key; expected one of: node, sip, api, trunks, targets, routes",
+        help: "did you mean `node`?",
+    });
+}
+
+#[test]
+fn unknown_nested_key() {
+    refused(Expect {
+        file: "bad_unknown_key_nested.toml",
+        line: 7,
+        column: 1,
+        key: "sip.t1_msec",
+        message: "unknown key; expected one of: listen, advertise, t1_ms, ",
+        help: "did you mean `t1_ms`?",
+    });
+}
+
+#[test]
+fn unknown_key_in_an_array_of_tables() {
+    refused(Expect {
+        file: "bad_unknown_key_in_array.toml",
+        line: 10,
+        column: 1,
+        key: "trunks[1].source",
+        message: "unknown key; expected one of: name, sources",
+        help: "did you mean `sources`?",
+    });
+}
+
+#[test]
+fn wrong_type() {
+    refused(Expect {
+        file: "bad_wrong_type.toml",
+        line: 7,
+        column: 9,
+        key: "sip.t1_ms",
+        message: "expected an integer (milliseconds), found string \"500\"",
+        help: "without quotes",
+    });
+}
+
+#[test]
+fn syntax_error() {
+    refused(Expect {
+        file: "bad_syntax.toml",
+        line: 4,
+        column: 8,
+        key: "node.name",
+        message: "invalid TOML",
+        help: "must be in double quotes",
+    });
+}
+
+#[test]
+fn missing_route_target() {
+    let e = refused(Expect {
+        file: "bad_route_target.toml",
+        line: 22,
+        column: 10,
+        key: "routes[2].target",
+        message: "unknown target \"foo\"",
+        help: "define it in a [[targets]] table (known targets: demo-uas)",
+    });
+    assert!(e.to_string().ends_with(
+        ": key `routes[2].target`: unknown target \"foo\"\n  \
+         help: define it in a [[targets]] table (known targets: demo-uas)"
+    ));
+}
+
+#[test]
+fn bad_cidr() {
+    refused(Expect {
+        file: "bad_cidr.toml",
+        line: 10,
+        column: 3,
+        key: "trunks[0].sources[1]",
+        message: "invalid CIDR \"10.1.2.3/8\"",
+        help: "did you mean \"10.0.0.0/8\"?",
+    });
+}
+
+#[test]
+fn duplicate_target() {
+    refused(Expect {
+        file: "bad_duplicate_target.toml",
+        line: 14,
+        column: 8,
+        key: "targets[2].name",
+        message: "duplicate name \"sub-centre\"; first defined at targets[0] (line 5)",
+        help: "its own name",
+    });
+}
+
+#[test]
+fn bad_address() {
+    refused(Expect {
+        file: "bad_address.toml",
+        line: 8,
+        column: 11,
+        key: "targets[0].address",
+        message: "invalid socket address \"127.0.0.1\"",
+        help: "add a port: \"127.0.0.1:5060\"",
+    });
+}
+
+#[test]
+fn unspecified_listen_without_advertise() {
+    refused(Expect {
+        file: "bad_unspecified_listen.toml",
+        line: 7,
+        column: 10,
+        key: "sip.advertise",
+        message: "sip.listen (0.0.0.0:5060) binds every address",
+        help: "advertise = \"",
+    });
+}
+
+#[test]
+fn zero_duration() {
+    refused(Expect {
+        file: "bad_zero_duration.toml",
+        line: 6,
+        column: 21,
+        key: "sip.ring_timeout_secs",
+        message: "0 is out of range; expected 1 to 3600 seconds",
+        help: "the default is 120",
+    });
+}
+
+#[test]
+fn duplicate_route_number() {
+    refused(Expect {
+        file: "bad_duplicate_route.toml",
+        line: 13,
+        column: 10,
+        key: "routes[1].number",
+        message: "duplicate route number \"12345\"; first defined at routes[0].number (line 10)",
+        help: "remove one",
+    });
+}
+
+#[test]
+fn number_with_a_dash() {
+    refused(Expect {
+        file: "bad_number.toml",
+        line: 10,
+        column: 10,
+        key: "routes[0].number",
+        message: "invalid number \"123-45\"",
+        help: "\"*\" alone is the default route",
+    });
+}
+
+#[test]
+fn missing_name_points_at_the_table_header() {
+    refused(Expect {
+        file: "bad_missing_name.toml",
+        line: 5,
+        column: 1,
+        key: "trunks[0].name",
+        message: "missing key",
+        help: "needs a name",
+    });
+}
+
+#[test]
+fn empty_name() {
+    refused(Expect {
+        file: "bad_empty_name.toml",
+        line: 3,
+        column: 8,
+        key: "node.name",
+        message: "empty name",
+        help: "names are 1 to 64 characters",
+    });
+}
+
+#[test]
+fn every_bad_fixture_is_refused_with_a_located_key() {
+    let dir = root().join("tests/data/config");
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) => panic!("{}: {e}", dir.display()),
+    };
+    let mut checked = 0;
+    for path in entries.filter_map(Result::ok).map(|e| e.path()) {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if !name.starts_with("bad_") {
+            continue;
+        }
+        let Err(e) = config::load(&path) else {
+            panic!("{name} should be refused");
+        };
+        assert!(
+            e.line.is_some() && e.column.is_some() && e.key.is_some(),
+            "{e}"
+        );
+        assert!(e.to_string().contains(&name), "{e}");
+        checked += 1;
+    }
+    assert!(checked >= 12, "only {checked} bad fixtures");
+}
+
+// ------------------------------------------------------ other entry points
+
+#[test]
+fn unreadable_file_is_named() {
+    let path = fixture("does-not-exist.toml");
+    let Err(e) = config::load(&path) else {
+        panic!("a missing file should be an error");
+    };
+    assert_eq!(e.file, path.display().to_string());
+    assert_eq!((e.line, e.key.as_deref()), (None, None));
+    assert!(e
+        .to_string()
+        .starts_with(&format!("{}: cannot read the file", path.display())));
+}
+
+#[test]
+fn parse_names_the_origin_and_counts_lines_from_one() {
+    let text = "[node]\nname = \"n\"\n\n[sip]\r\nt4_ms = 0\n";
+    let Err(e) = config::parse(text, "<inline>") else {
+        panic!("t4_ms = 0 should be refused");
+    };
+    assert_eq!(
+        e.to_string().lines().next(),
+        Some("<inline>:5:9: key `sip.t4_ms`: 0 is out of range; expected 1 to 60000 milliseconds")
+    );
+    let Err(e) = config::parse("oops = 1", "first-line") else {
+        panic!("an unknown key should be refused");
+    };
+    assert_eq!((e.line, e.column), (Some(1), Some(1)));
+}
+
+// ------------------------------------------------- demo and docs are complete
+
+/// The keys a table accepts, as the schema itself reports them (the list in
+/// its unknown-key error), so this test follows the code without a copy.
+fn schema_keys(table: &str) -> Vec<String> {
+    let text = format!("{table}\nzz_not_a_key = 1\n");
+    let Err(e) = config::parse(&text, "probe") else {
+        panic!("the probe key should be unknown in {table:?}");
+    };
+    let Some((_, list)) = e.message.split_once("expected one of: ") else {
+        panic!("no key list in: {e}");
+    };
+    list.split(", ").map(str::to_owned).collect()
+}
+
+#[test]
+fn demo_sets_and_docs_describe_every_key() {
+    let demo_text = match std::fs::read_to_string(root().join("configs/demo.toml")) {
+        Ok(t) => t,
+        Err(e) => panic!("configs/demo.toml: {e}"),
+    };
+    let demo: toml::Table = match toml::from_str(&demo_text) {
+        Ok(t) => t,
+        Err(e) => panic!("configs/demo.toml: {e}"),
+    };
+    let docs = match std::fs::read_to_string(root().join("docs/config.md")) {
+        Ok(t) => t,
+        Err(e) => panic!("docs/config.md: {e}"),
+    };
+    let top = schema_keys("");
+    assert_eq!(top, ["node", "sip", "api", "trunks", "targets", "routes"]);
+    for (section, header) in [
+        ("node", "[node]"),
+        ("sip", "[sip]"),
+        ("api", "[api]"),
+        ("trunks", "[[trunks]]"),
+        ("targets", "[[targets]]"),
+        ("routes", "[[routes]]"),
+    ] {
+        assert!(
+            docs.contains(&format!("`{header}`")),
+            "docs/config.md lacks `{header}`"
+        );
+        let table = match demo.get(section) {
+            Some(toml::Value::Table(t)) => t.clone(),
+            Some(toml::Value::Array(a)) => match a.first() {
+                Some(toml::Value::Table(t)) => t.clone(),
+                _ => panic!("demo.toml: {section} is not an array of tables"),
+            },
+            _ => panic!("demo.toml lacks {header}"),
+        };
+        for key in schema_keys(header) {
+            assert!(
+                table.contains_key(&key),
+                "demo.toml does not set {section}.{key}"
+            );
+            assert!(
+                docs.contains(&format!("`{key}`")),
+                "docs/config.md does not describe {section}.{key}"
+            );
+        }
+    }
+}
