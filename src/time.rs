@@ -92,7 +92,7 @@ impl<K: Ord + Copy + std::hash::Hash> TimerQueue<K> {
     }
 
     /// The earliest armed deadline.
-    pub fn next(&mut self) -> Option<(Instant, K)> {
+    pub fn earliest(&mut self) -> Option<(Instant, K)> {
         self.skip_stale();
         self.heap
             .peek()
@@ -133,7 +133,7 @@ mod tests {
         q.set(1u32, t0 + Duration::from_secs(5));
         q.set(2u32, t0 + Duration::from_secs(3));
         q.set(1u32, t0 + Duration::from_secs(1));
-        assert_eq!(q.next(), Some((t0 + Duration::from_secs(1), 1)));
+        assert_eq!(q.earliest(), Some((t0 + Duration::from_secs(1), 1)));
         assert_eq!(q.pop_due(t0), None);
         assert_eq!(q.pop_due(t0 + Duration::from_secs(1)), Some(1));
         // the stale 5 s entry for key 1 is never returned
@@ -141,4 +141,12 @@ mod tests {
         assert_eq!(q.pop_due(t0 + Duration::from_secs(10)), None);
         assert!(q.is_empty());
     }
+}
+
+/// An instant about a year after the process's first use of this function:
+/// "no deadline" for loops that need one.
+pub fn far_future() -> Instant {
+    use std::sync::OnceLock;
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    *BASE.get_or_init(now) + Duration::from_secs(365 * 24 * 3600)
 }

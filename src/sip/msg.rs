@@ -1,24 +1,36 @@
-//! SIP messages: our own model, parsed through the vendor parser.
+//! SIP messages: our own model and our own parser (RFC 3261 §7, §25).
 //!
-//! This is the only file that names the SIP parser crate (`rsipstack`'s `sip`
-//! module, pinned with `=` in Cargo.toml). Everything above it sees
-//! [`Request`], [`Response`], [`Headers`] and [`Via`] from here, so the
-//! parser can be replaced by changing one file.
+//! Everything above this file sees [`Request`], [`Response`], [`Headers`],
+//! [`Via`], [`SipUri`] and [`NameAddr`] from here; nothing else parses SIP
+//! text.
 //!
-//! What the vendor parser does: split the start line and the header lines
-//! (with folding and compact forms) and tokenise URIs, Via, name-addr and
-//! CSeq values. What we add on top, because the vendor is lenient where
-//! RFC 3261 is not: the start-line grammar (methods it does not know become
+//! The parser follows the RFC 3261 §25 grammar for the parts the gateway
+//! relies on: the start line (methods it does not know become
 //! [`Method::Other`] so the UAS can answer 501; versions other than 2.0 are
-//! kept so it can answer 505), the body framing by Content-Length
-//! (RFC 3261 §18.3), UTF-8 of the header section, and the header-level
-//! checks in `validate.rs`. Serialisation is ours: it writes a correct
-//! Content-Length for the body it carries.
+//! kept so it can answer 505), header lines with folding and compact forms
+//! (§7.3.1), body framing by Content-Length (§18.3), SIP/SIPS URIs and
+//! absolute URIs (§19.1, §25), name-addr / addr-spec values with their
+//! parameters (§20.10, §20.20, §20.39) and Via (§20.42). It is strict where
+//! RFC 4475 says a message is invalid and liberal where RFC 4475 says a
+//! receiver should be (no LWS before `<`, RFC 2543 Via without branch,
+//! unknown URI schemes in From/To/Contact). The header-level policy (which
+//! request gets which 4xx) lives in `validate.rs`.
+//!
+//! Until RFC 4475 conformance work this file wrapped `rsipstack`'s parser.
+//! That parser lost From/To tags written with LWS around `;`/`=` (RFC 4475
+//! §3.1.1.1), re-escaped `%` in URIs (`%20` became `%2520`, §3.1.1.3),
+//! read the user part of `sip:user;par=u%40example.net@example.com` as the
+//! host (§3.1.1.9), refused registered schemes such as `soap.beep:`
+//! (§3.3.3), accepted `<>` around the Request-URI, unbalanced quotes,
+//! spaces inside `<>` and empty Via parameters (§3.1.2.1, .6, .7, .14), and
+//! silently dropped header lines without a colon. None of it is used now.
+//!
+//! Values are kept as received (unfolded, trimmed); no percent-decoding is
+//! applied. Serialisation writes a correct Content-Length for the body.
 
 use bytes::Bytes;
-use rsipstack::sip as vendor;
 use std::fmt::{self, Write as _};
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 /// A SIP method (RFC 3261 §7.1 and extensions).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -325,7 +337,11 @@ impl Headers {
     /// Replace every line of a kind with one line.
     pub fn set(&mut self, name: &str, value: impl Into<String>) {
         let h = Header::new(name, value);
-        if let Some(pos) = self.0.iter().position(|x| x.kind == h.kind && x.name == h.name) {
+        if let Some(pos) = self
+            .0
+            .iter()
+            .position(|x| x.kind == h.kind && x.name == h.name)
+        {
             let kind = h.kind;
             let name = h.name.clone();
             self.0[pos] = h;
@@ -373,6 +389,174 @@ pub fn split_list(value: &str) -> impl Iterator<Item = &str> {
     parts.into_iter().filter(|p| !p.is_empty())
 }
 
+// ----- grammar helpers (RFC 3261 §25.1) -----
+
+/// A cursor over a header value. It only ever stops on ASCII bytes, so every
+/// position it slices at is a `char` boundary; slicing still goes through
+/// `get` so a mistake is an error, not a panic.
+struct Cur<'a> {
+    s: &'a str,
+    pos: usize,
+}
+
+impl<'a> Cur<'a> {
+    fn new(s: &'a str) -> Cur<'a> {
+        Cur { s, pos: 0 }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.s.as_bytes().get(self.pos).copied()
+    }
+
+    fn eof(&self) -> bool {
+        self.pos >= self.s.len()
+    }
+
+    fn rest(&self) -> &'a str {
+        self.s.get(self.pos..).unwrap_or("")
+    }
+
+    /// Skip SP and HTAB (folds are already unfolded); true if any.
+    fn skip_ws(&mut self) -> bool {
+        let start = self.pos;
+        while matches!(self.peek(), Some(b' ' | b'\t')) {
+            self.pos += 1;
+        }
+        self.pos > start
+    }
+
+    fn eat(&mut self, b: u8) -> bool {
+        if self.peek() == Some(b) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The longest run of ASCII bytes matching `f` (possibly empty).
+    fn take(&mut self, f: impl Fn(u8) -> bool) -> &'a str {
+        let start = self.pos;
+        while let Some(b) = self.peek() {
+            if b < 0x80 && f(b) {
+                self.pos += 1;
+            } else {
+                break;
+            }
+        }
+        self.s.get(start..self.pos).unwrap_or("")
+    }
+
+    fn token(&mut self) -> &'a str {
+        self.take(is_token_char)
+    }
+
+    /// A quoted-string (RFC 3261 §25.1) starting at `"`; returns it with
+    /// its quotes. qdtext is LWS, printable ASCII but `"` and `\`, or
+    /// UTF-8; quoted-pair escapes any ASCII octet except CR and LF.
+    fn quoted(&mut self) -> Option<&'a str> {
+        let start = self.pos;
+        if !self.eat(b'"') {
+            return None;
+        }
+        loop {
+            match self.peek()? {
+                b'"' => {
+                    self.pos += 1;
+                    return self.s.get(start..self.pos);
+                }
+                b'\\' => match self.s.as_bytes().get(self.pos + 1) {
+                    Some(&b) if b < 0x80 && b != b'\r' && b != b'\n' => self.pos += 2,
+                    _ => return None,
+                },
+                b'\t' | b' ' | 0x21..=0x7e => self.pos += 1,
+                b if b >= 0x80 => {
+                    // Step over one whole UTF-8 sequence.
+                    let ch = self.rest().chars().next()?;
+                    self.pos += ch.len_utf8();
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// `gen-value = token / host / quoted-string` (RFC 3261 §25.1); host
+    /// adds `:`, `[`, `]` for IPv6 references.
+    fn gen_value(&mut self) -> Option<&'a str> {
+        if self.peek() == Some(b'"') {
+            return self.quoted();
+        }
+        let v = self.take(|b| is_token_char(b) || matches!(b, b':' | b'[' | b']'));
+        (!v.is_empty()).then_some(v)
+    }
+
+    /// `*( SEMI generic-param )` to the end of the value, calling `f` with
+    /// each (lower-cased name, value). SEMI and EQUAL allow LWS around them.
+    fn params(&mut self, mut f: impl FnMut(&str, Option<&'a str>)) -> Result<(), &'static str> {
+        loop {
+            self.skip_ws();
+            if self.eof() {
+                return Ok(());
+            }
+            if !self.eat(b';') {
+                return Err("unexpected text after the value");
+            }
+            self.skip_ws();
+            let name = self.token();
+            if name.is_empty() {
+                return Err("empty parameter");
+            }
+            self.skip_ws();
+            let value = if self.eat(b'=') {
+                self.skip_ws();
+                Some(
+                    self.gen_value()
+                        .ok_or("parameter without value after `=`")?,
+                )
+            } else {
+                None
+            };
+            f(&name.to_ascii_lowercase(), value);
+        }
+    }
+}
+
+/// `scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )` (RFC 3261 §25.1);
+/// returns (scheme, rest after the colon).
+fn split_scheme(s: &str) -> Option<(&str, &str)> {
+    let (scheme, rest) = s.split_once(':')?;
+    let mut b = scheme.bytes();
+    let first = b.next()?;
+    (first.is_ascii_alphabetic()
+        && b.all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.')))
+    .then_some((scheme, rest))
+}
+
+/// Characters of `unreserved` (RFC 3261 §25.1).
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&b)
+}
+
+/// Printable, non-space ASCII except `<`, `>`, `"`: what an opaque URI
+/// part may hold. Anything wider would break the value around it.
+fn is_uri_char(b: u8) -> bool {
+    (0x21..0x7f).contains(&b) && !matches!(b, b'<' | b'>' | b'"')
+}
+
+/// A SIP/SIPS URI or an absoluteURI as it may appear inside `<>` or as a
+/// Request-URI: SIP/SIPS strictly, other schemes by the generic syntax.
+fn check_uri(s: &str) -> Result<(), ParseError> {
+    let (scheme, rest) =
+        split_scheme(s).ok_or_else(|| ParseError::Uri("missing or invalid scheme".into()))?;
+    if scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips") {
+        parse_sip_uri(s).map(|_| ())
+    } else if !rest.is_empty() && rest.bytes().all(is_uri_char) {
+        Ok(())
+    } else {
+        Err(ParseError::Uri(format!("malformed {scheme}: URI")))
+    }
+}
+
 /// A parsed Via element (RFC 3261 §20.42, RFC 3581 rport).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Via {
@@ -391,31 +575,67 @@ pub struct Via {
 }
 
 impl Via {
-    /// Parse one Via element.
+    /// Parse one Via element (`via-parm`, RFC 3261 §25.1):
+    /// `sent-protocol LWS sent-by *( SEMI via-params )`, LWS allowed around
+    /// `/`, `:`, `;` and `=`. Only `SIP/2.0` is accepted.
     pub fn parse(s: &str) -> Result<Via, ParseError> {
-        let v = vendor::typed::Via::parse(s).map_err(|e| ParseError::header("Via", e))?;
-        // The vendor accepts `SIP/2.0/UDP` loosely; check the protocol part ourselves.
-        let proto = s.trim_start();
-        let mut it = proto.splitn(3, '/');
-        let (name, ver) = (it.next().unwrap_or(""), it.next().unwrap_or(""));
-        if !name.trim().eq_ignore_ascii_case("SIP") || ver.trim() != "2.0" {
-            return Err(ParseError::Header {
-                name: "Via",
-                reason: "sent-protocol is not SIP/2.0".into(),
-            });
+        let bad = |reason: &str| ParseError::Header {
+            name: "Via",
+            reason: reason.into(),
+        };
+        let mut c = Cur::new(s.trim());
+        let name = c.token();
+        c.skip_ws();
+        let slash1 = c.eat(b'/');
+        c.skip_ws();
+        let version = c.token();
+        c.skip_ws();
+        let slash2 = c.eat(b'/');
+        c.skip_ws();
+        let transport = c.token();
+        if !slash1 || !slash2 || transport.is_empty() {
+            return Err(bad("malformed sent-protocol"));
         }
-        let (host, port) = host_port(&v.uri.host_with_port);
-        Ok(Via {
-            transport: v.transport.to_string().to_ascii_uppercase(),
+        if !name.eq_ignore_ascii_case("SIP") || version != "2.0" {
+            return Err(bad("sent-protocol is not SIP/2.0"));
+        }
+        if !c.skip_ws() {
+            return Err(bad("no space before sent-by"));
+        }
+        let host = host(&mut c).ok_or_else(|| bad("malformed sent-by host"))?;
+        c.skip_ws();
+        let port = if c.eat(b':') {
+            c.skip_ws();
+            Some(port(&mut c).ok_or_else(|| bad("malformed sent-by port"))?)
+        } else {
+            None
+        };
+        let mut via = Via {
+            transport: transport.to_ascii_uppercase(),
             host,
             port,
-            branch: v.branch().map(|b| b.value().to_string()),
-            received: v.params.iter().find_map(|p| match p {
-                vendor::Param::Received(r) => Some(r.value().to_string()),
-                _ => None,
-            }),
-            rport: v.rport(),
+            branch: None,
+            received: None,
+            rport: None,
+        };
+        let mut bad_rport = false;
+        c.params(|name, value| match name {
+            "branch" => via.branch = value.map(str::to_string),
+            "received" => via.received = value.map(str::to_string),
+            "rport" => match value {
+                None => via.rport = Some(None),
+                Some(v) => match v.parse::<u16>() {
+                    Ok(p) => via.rport = Some(Some(p)),
+                    Err(_) => bad_rport = true,
+                },
+            },
+            _ => {}
         })
+        .map_err(bad)?;
+        if bad_rport {
+            return Err(bad("rport is not a port number"));
+        }
+        Ok(via)
     }
 
     /// The branch if it carries the RFC 3261 magic cookie (`z9hG4bK`).
@@ -429,12 +649,27 @@ impl Via {
 /// The RFC 3261 §8.1.1.7 branch prefix.
 pub const MAGIC_COOKIE: &str = "z9hG4bK";
 
-fn host_port(hp: &vendor::HostWithPort) -> (String, Option<u16>) {
-    let host = match &hp.host {
-        vendor::Host::IpAddr(ip) => ip.to_string(),
-        vendor::Host::Domain(d) => d.0.trim_start_matches('[').trim_end_matches(']').to_string(),
-    };
-    (host, hp.port.as_ref().map(|p| p.value()))
+/// `host = hostname / IPv4address / IPv6reference`; IPv6 comes back
+/// without brackets. Hostnames also take `_`, which real networks use.
+fn host(c: &mut Cur<'_>) -> Option<String> {
+    if c.eat(b'[') {
+        let inner = c.take(|b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.'));
+        if !c.eat(b']') {
+            return None;
+        }
+        inner.parse::<Ipv6Addr>().ok()?;
+        return Some(inner.to_string());
+    }
+    let h = c.take(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+    (!h.is_empty()).then(|| h.to_string())
+}
+
+fn port(c: &mut Cur<'_>) -> Option<u16> {
+    let digits = c.take(|b| b.is_ascii_digit());
+    if digits.is_empty() {
+        return None;
+    }
+    digits.parse().ok()
 }
 
 /// A parsed SIP or SIPS URI (the parts the gateway routes on).
@@ -451,41 +686,171 @@ pub struct SipUri {
 }
 
 impl SipUri {
-    /// Parse a URI (with or without `<>`).
+    /// Parse a `sip:`, `sips:` or `tel:` URI (with or without `<>`). For
+    /// `tel:` the number is the user part and the host is empty. Other
+    /// schemes are an error: the gateway cannot route on them.
     pub fn parse(s: &str) -> Result<SipUri, ParseError> {
-        let u = vendor::parse_uri(s).map_err(|e| ParseError::Uri(e.to_string()))?;
-        let scheme = match &u.scheme {
-            Some(s) => s.to_string().to_ascii_lowercase(),
-            None => return Err(ParseError::Uri("missing scheme".into())),
-        };
-        let (host, port) = host_port(&u.host_with_port);
-        Ok(SipUri {
-            scheme,
-            user: u.user().map(str::to_string),
-            host,
-            port,
-        })
+        let s = s.trim();
+        let s = s
+            .strip_prefix('<')
+            .and_then(|x| x.strip_suffix('>'))
+            .unwrap_or(s);
+        let (scheme, rest) =
+            split_scheme(s).ok_or_else(|| ParseError::Uri("missing or invalid scheme".into()))?;
+        if scheme.eq_ignore_ascii_case("tel") {
+            // RFC 3966: telephone-subscriber *( ";" par ); we keep the number.
+            let number = rest.split(';').next().unwrap_or("");
+            if number.is_empty() || !rest.bytes().all(is_uri_char) {
+                return Err(ParseError::Uri("malformed tel: URI".into()));
+            }
+            return Ok(SipUri {
+                scheme: "tel".into(),
+                user: Some(number.to_string()),
+                host: String::new(),
+                port: None,
+            });
+        }
+        parse_sip_uri(s)
     }
+}
+
+/// `SIP-URI = "sip:" [ userinfo ] hostport uri-parameters [ headers ]`
+/// (RFC 3261 §19.1.1, §25.1). The user part is liberal (anything printable
+/// but `<>"` and space: dialled strings with `#` are common); host, port and
+/// parameter structure are strict.
+fn parse_sip_uri(s: &str) -> Result<SipUri, ParseError> {
+    let bad = |what: &str| ParseError::Uri(format!("malformed SIP URI: {what}"));
+    let (scheme, rest) = split_scheme(s).ok_or_else(|| bad("scheme"))?;
+    let scheme = scheme.to_ascii_lowercase();
+    if scheme != "sip" && scheme != "sips" {
+        return Err(bad("not sip: or sips:"));
+    }
+    // userinfo ends at the first `@`: neither user nor password may hold an
+    // unescaped `@`, and no later component may either.
+    let (user, hostpart) = match rest.split_once('@') {
+        Some((userinfo, hostpart)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            if user.is_empty() || !userinfo.bytes().all(is_uri_char) {
+                return Err(bad("user part"));
+            }
+            (Some(user.to_string()), hostpart)
+        }
+        None => (None, rest),
+    };
+    let mut c = Cur::new(hostpart);
+    let host = host(&mut c).ok_or_else(|| bad("host"))?;
+    let port = if c.eat(b':') {
+        Some(port(&mut c).ok_or_else(|| bad("port"))?)
+    } else {
+        None
+    };
+    // uri-parameters: *( ";" pname [ "=" pvalue ] ), paramchar only.
+    let is_paramchar = |b: u8| is_unreserved(b) || b"%[]/:&+$".contains(&b);
+    while c.eat(b';') {
+        if c.take(is_paramchar).is_empty() {
+            return Err(bad("empty parameter"));
+        }
+        if c.eat(b'=') && c.take(is_paramchar).is_empty() {
+            return Err(bad("empty parameter value"));
+        }
+    }
+    // headers: "?" header *( "&" header ); kept opaque but printable.
+    if c.eat(b'?') {
+        if c.eof() || !c.rest().bytes().all(is_uri_char) {
+            return Err(bad("headers"));
+        }
+        c.pos = c.s.len();
+    }
+    if !c.eof() {
+        return Err(bad("unexpected text after host"));
+    }
+    Ok(SipUri {
+        scheme,
+        user,
+        host,
+        port,
+    })
 }
 
 /// A parsed name-addr / addr-spec header value (From, To, Contact, Route).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NameAddr {
-    /// The URI text (without `<>`).
+    /// The URI text (without `<>`), as received.
     pub uri: String,
     /// The `tag` parameter.
     pub tag: Option<String>,
 }
 
 impl NameAddr {
-    /// Parse From/To-style values (tag is a header parameter).
+    /// Parse `( name-addr / addr-spec ) *( SEMI generic-param )` (RFC 3261
+    /// §20.10, §20.20, §20.39). The display name is a quoted-string or
+    /// tokens (LWS before `<` optional, RFC 4475 §3.1.1.6); no LWS inside
+    /// `<>` (§3.1.2.14). In addr-spec form the URI ends at the first `;`,
+    /// so what follows are header parameters, and it must not contain `,`
+    /// or `?` (§20.10, RFC 4475 §3.1.2.13). Any URI scheme is accepted
+    /// (RFC 4475 §3.3.4); SIP and SIPS URIs must be well formed.
     pub fn parse(s: &str) -> Result<NameAddr, ParseError> {
-        let f = vendor::typed::From::parse(s).map_err(|e| ParseError::header("From/To", e))?;
+        let bad = |reason: &str| ParseError::Header {
+            name: "From/To",
+            reason: reason.into(),
+        };
+        let s = s.trim();
+        let mut c = Cur::new(s);
+        let uri = if c.peek() == Some(b'"') {
+            c.quoted()
+                .ok_or_else(|| bad("unterminated quoted display name"))?;
+            c.skip_ws();
+            angle_uri(&mut c).map_err(bad)?
+        } else {
+            // display-name = *(token LWS): if tokens lead to `<` it is a
+            // name-addr; otherwise start over as an addr-spec.
+            loop {
+                let t = c.token();
+                let ws = c.skip_ws();
+                if t.is_empty() || !ws {
+                    break;
+                }
+            }
+            if c.peek() == Some(b'<') {
+                angle_uri(&mut c).map_err(bad)?
+            } else {
+                c = Cur::new(s);
+                let uri = c.take(|b| b != b';').trim_end();
+                if uri.contains([',', '?']) {
+                    return Err(bad("a URI with `,` or `?` must be inside <>"));
+                }
+                uri
+            }
+        };
+        check_uri(uri)?;
+        let mut tag = None;
+        c.params(|name, value| {
+            if name == "tag" {
+                tag = value.map(str::to_string);
+            }
+        })
+        .map_err(bad)?;
         Ok(NameAddr {
-            uri: f.uri.to_string(),
-            tag: f.tag().map(|t| t.value().to_string()),
+            uri: uri.to_string(),
+            tag,
         })
     }
+}
+
+/// `LAQUOT addr-spec RAQUOT` with the cursor at `<`: the URI, with no
+/// white space inside the brackets.
+fn angle_uri<'a>(c: &mut Cur<'a>) -> Result<&'a str, &'static str> {
+    if !c.eat(b'<') {
+        return Err("expected `<` after the display name");
+    }
+    let uri = c.take(|b| b != b'>');
+    if !c.eat(b'>') {
+        return Err("missing `>`");
+    }
+    if uri.is_empty() || uri.bytes().any(|b| b == b' ' || b == b'\t') {
+        return Err("white space inside <>");
+    }
+    Ok(uri)
 }
 
 /// A SIP request.
@@ -538,7 +903,7 @@ pub enum ParseError {
     /// The header section is not UTF-8.
     #[error("header section is not UTF-8")]
     NotUtf8,
-    /// A header we rely on does not parse.
+    /// A header line, or a header we rely on, does not parse.
     #[error("bad {name} header: {reason}")]
     Header {
         /// Which header.
@@ -546,8 +911,8 @@ pub enum ParseError {
         /// What is wrong.
         reason: String,
     },
-    /// The Request-URI does not parse.
-    #[error("bad Request-URI: {0}")]
+    /// The Request-URI (or a URI in a header) does not parse.
+    #[error("bad URI: {0}")]
     Uri(String),
     /// Content-Length is not a number, or there are conflicting values.
     #[error("bad Content-Length")]
@@ -555,21 +920,9 @@ pub enum ParseError {
     /// The datagram ends before Content-Length bytes of body.
     #[error("body shorter than Content-Length")]
     Truncated,
-    /// The vendor parser refused it.
-    #[error("unparseable: {0}")]
-    Vendor(String),
 }
 
-impl ParseError {
-    fn header(name: &'static str, e: vendor::Error) -> ParseError {
-        ParseError::Header {
-            name,
-            reason: e.to_string(),
-        }
-    }
-}
-
-/// What the start line said, before the vendor saw the message.
+/// What the start line said.
 struct StartLine<'a> {
     /// `Some` for requests: the method and the URI text.
     request: Option<(Method, &'a str)>,
@@ -581,26 +934,52 @@ struct StartLine<'a> {
     version: &'a str,
 }
 
+/// `SIP-Version = "SIP" "/" 1*DIGIT "." 1*DIGIT` (RFC 3261 §25.1).
+fn is_sip_version(v: &str) -> bool {
+    let Some((name, num)) = v.split_once('/') else {
+        return false;
+    };
+    let Some((major, minor)) = num.split_once('.') else {
+        return false;
+    };
+    name.eq_ignore_ascii_case("SIP")
+        && !major.is_empty()
+        && !minor.is_empty()
+        && major.bytes().all(|b| b.is_ascii_digit())
+        && minor.bytes().all(|b| b.is_ascii_digit())
+}
+
 fn split_start_line(line: &str) -> Result<StartLine<'_>, ParseError> {
-    if let Some(rest) = line.strip_prefix("SIP/") {
+    if line.len() >= 4
+        && line
+            .get(..4)
+            .is_some_and(|p| p.eq_ignore_ascii_case("SIP/"))
+    {
         // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase
-        let (ver_tail, rest) = rest
+        let (version, rest) = line
             .split_once(' ')
             .ok_or_else(|| ParseError::StartLine("no status code".into()))?;
+        if !is_sip_version(version) {
+            return Err(ParseError::StartLine("bad SIP-Version".into()));
+        }
+        // The SP before an empty Reason-Phrase is required (RFC 4475
+        // §3.1.1.13); a liberal receiver accepts it missing.
         let (code, reason) = rest.split_once(' ').unwrap_or((rest, ""));
         let status: u16 = code
             .parse()
             .ok()
             .filter(|c| (100..=699).contains(c) && code.len() == 3)
-            .ok_or_else(|| ParseError::StartLine(format!("bad status code {code:?}")))?;
+            .ok_or_else(|| ParseError::StartLine("status code is not 100-699".into()))?;
         return Ok(StartLine {
             request: None,
             response: Some((status, reason)),
-            version_ok: ver_tail == "2.0",
-            version: &line[..4 + ver_tail.len()],
+            // §7.1: the version string is case-insensitive.
+            version_ok: version.eq_ignore_ascii_case("SIP/2.0"),
+            version,
         });
     }
-    // Request-Line = Method SP Request-URI SP SIP-Version (single spaces)
+    // Request-Line = Method SP Request-URI SP SIP-Version: single spaces,
+    // nothing after the version (RFC 4475 §3.1.2.8-10 may be refused).
     let mut parts = line.split(' ');
     let (m, uri, ver) = match (parts.next(), parts.next(), parts.next(), parts.next()) {
         (Some(m), Some(u), Some(v), None) if !u.is_empty() => (m, u, v),
@@ -611,14 +990,14 @@ fn split_start_line(line: &str) -> Result<StartLine<'_>, ParseError> {
         }
     };
     let method = Method::from_token(m)
-        .ok_or_else(|| ParseError::StartLine(format!("method {m:?} is not a token")))?;
-    if !ver.starts_with("SIP/") || ver.len() < 5 {
-        return Err(ParseError::StartLine(format!("bad version {ver:?}")));
+        .ok_or_else(|| ParseError::StartLine("method is not a token".into()))?;
+    if !is_sip_version(ver) {
+        return Err(ParseError::StartLine("bad SIP-Version".into()));
     }
     Ok(StartLine {
         request: Some((method, uri)),
         response: None,
-        version_ok: ver == "SIP/2.0",
+        version_ok: ver.eq_ignore_ascii_case("SIP/2.0"),
         version: ver,
     })
 }
@@ -643,48 +1022,15 @@ pub fn parse(data: &[u8]) -> Result<Parsed, ParseError> {
         .iter()
         .position(|&b| b != b'\r' && b != b'\n')
         .ok_or(ParseError::KeepAlive)?;
-    let data = &data[start..];
-    let head_end = find_head_end(data).ok_or(ParseError::Incomplete)?;
-    let head = std::str::from_utf8(&data[..head_end.0]).map_err(|_| ParseError::NotUtf8)?;
-    let body_start = head_end.1;
-    let first_line = head.split('\n').next().unwrap_or("").trim_end_matches('\r');
-    let sl = split_start_line(first_line)?;
+    let data = data.get(start..).unwrap_or_default();
+    let (head_end, body_start) = find_head_end(data).ok_or(ParseError::Incomplete)?;
+    let head = data.get(..head_end).unwrap_or_default();
+    let head = std::str::from_utf8(head).map_err(|_| ParseError::NotUtf8)?;
+    let mut lines = head.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
+    let sl = split_start_line(lines.next().unwrap_or(""))?;
+    let headers = parse_header_lines(lines)?;
 
-    // Feed the vendor a start line it accepts: it knows only the standard
-    // methods and versions. What it could not represent we keep from `sl`.
-    let needs_rewrite = !sl.version_ok
-        || matches!(&sl.request, Some((Method::Other(_), _)))
-        || matches!(&sl.request, Some((Method::Prack, _)));
-    let rewritten;
-    let vendor_head: &str = if needs_rewrite {
-        let rest = &head[first_line.len()..];
-        rewritten = match (&sl.request, &sl.response) {
-            (Some((_, uri)), _) => format!("OPTIONS {uri} SIP/2.0{rest}"),
-            (None, Some((code, reason))) => format!("SIP/2.0 {code} {reason}{rest}"),
-            (None, None) => return Err(ParseError::StartLine("empty".into())),
-        };
-        &rewritten
-    } else {
-        head
-    };
-    // The vendor needs the terminating blank line; it gets no body (we frame it).
-    let mut buf = String::with_capacity(vendor_head.len() + 4);
-    buf.push_str(vendor_head);
-    buf.push_str("\r\n\r\n");
-    let vmsg = vendor::SipMessage::try_from(buf.as_str())
-        .map_err(|e| ParseError::Vendor(e.to_string()))?;
-
-    let mut headers = Headers(Vec::with_capacity(16));
-    let vheaders = match &vmsg {
-        vendor::SipMessage::Request(r) => &r.headers,
-        vendor::SipMessage::Response(r) => &r.headers,
-    };
-    for h in vheaders.iter() {
-        let (name, value) = vendor_header(h);
-        headers.0.push(Header::new(name, value));
-    }
-
-    // Content-Length: every line and every element must agree.
+    // Content-Length: every line must agree (RFC 4475 §3.3.9).
     let mut cl: Option<usize> = None;
     for v in headers.all(Hdr::ContentLength) {
         let v = v.trim();
@@ -697,18 +1043,16 @@ pub fn parse(data: &[u8]) -> Result<Parsed, ParseError> {
             _ => cl = Some(n),
         }
     }
-    let avail = &data[body_start.min(data.len())..];
+    let avail = data.get(body_start..).unwrap_or_default();
     let body = match cl {
-        Some(n) if n > avail.len() => return Err(ParseError::Truncated),
-        Some(n) => Bytes::copy_from_slice(&avail[..n]),
+        Some(n) => Bytes::copy_from_slice(avail.get(..n).ok_or(ParseError::Truncated)?),
         None => Bytes::copy_from_slice(avail),
     };
 
     let bad_version = (!sl.version_ok).then(|| sl.version.to_string());
     let message = match (sl.request, sl.response) {
         (Some((method, uri)), _) => {
-            // Validate the Request-URI through the vendor URI parser.
-            SipUri::parse(uri)?;
+            check_uri(uri)?;
             Message::Request(Request {
                 method,
                 uri: uri.to_string(),
@@ -730,94 +1074,115 @@ pub fn parse(data: &[u8]) -> Result<Parsed, ParseError> {
     })
 }
 
-/// (end of header section, start of body): `\r\n\r\n`, tolerating bare `\n\n`.
-fn find_head_end(data: &[u8]) -> Option<(usize, usize)> {
-    let crlf = data.windows(4).position(|w| w == b"\r\n\r\n");
-    let lf = data.windows(2).position(|w| w == b"\n\n");
-    match (crlf, lf) {
-        (Some(c), Some(l)) if l < c => Some((l, l + 2)),
-        (Some(c), _) => Some((c, c + 4)),
-        (None, Some(l)) => Some((l, l + 2)),
-        (None, None) => None,
+/// Header lines (RFC 3261 §7.3): `field-name HCOLON field-value`, with
+/// continuation lines (leading SP/HTAB) folded into one SP (§7.3.1).
+fn parse_header_lines<'a>(lines: impl Iterator<Item = &'a str>) -> Result<Headers, ParseError> {
+    let bad = |reason: &str| ParseError::Header {
+        name: "header line",
+        reason: reason.into(),
+    };
+    let mut headers = Headers(Vec::with_capacity(16));
+    for line in lines {
+        if line.contains('\r') {
+            return Err(bad("bare CR"));
+        }
+        if line.starts_with([' ', '\t']) {
+            let h = headers
+                .0
+                .last_mut()
+                .ok_or_else(|| bad("continuation line before the first header"))?;
+            let more = line.trim_matches([' ', '\t']);
+            if !more.is_empty() {
+                if !h.value.is_empty() {
+                    h.value.push(' ');
+                }
+                h.value.push_str(more);
+            }
+            continue;
+        }
+        let (name, value) = line
+            .split_once(':')
+            .ok_or_else(|| bad("no colon in header line"))?;
+        let name = name.trim_end_matches([' ', '\t']);
+        if name.is_empty() || !name.bytes().all(is_token_char) {
+            return Err(bad("header name is not a token"));
+        }
+        headers
+            .0
+            .push(Header::new(name, value.trim_matches([' ', '\t'])));
     }
+    Ok(headers)
 }
 
-/// The header-section length and total message length of the first message
-/// in a stream buffer, for TCP framing (RFC 3261 §18.3). `Ok(None)`: need
-/// more bytes. Leading CRLFs (keep-alives) count toward the length.
+/// (end of header section, start of body): the first empty line (CRLF, or
+/// a bare LF from liberal senders) ends the headers.
+fn find_head_end(data: &[u8]) -> Option<(usize, usize)> {
+    let mut pos = 0;
+    while let Some(nl) = data.get(pos..)?.iter().position(|&b| b == b'\n') {
+        let line = data.get(pos..pos + nl)?;
+        if line.is_empty() || line == b"\r" {
+            // Exclude the line break of the last header line.
+            let end = pos.saturating_sub(1);
+            let end = if pos >= 2 && data.get(pos - 2) == Some(&b'\r') {
+                pos - 2
+            } else {
+                end
+            };
+            return Some((end, pos + nl + 1));
+        }
+        pos += nl + 1;
+    }
+    None
+}
+
+/// The total length of the first message in a stream buffer, for TCP
+/// framing (RFC 3261 §18.3). `Ok(None)`: need more bytes. Leading CRLFs
+/// (keep-alives) count toward the length.
 pub fn frame_len(buf: &[u8], max: usize) -> Result<Option<usize>, ParseError> {
     let lead = buf
         .iter()
         .position(|&b| b != b'\r' && b != b'\n')
         .unwrap_or(buf.len());
-    let data = &buf[lead..];
+    let data = buf.get(lead..).unwrap_or_default();
     let Some((head_end, body_start)) = find_head_end(data) else {
         if buf.len() > max {
             return Err(ParseError::Incomplete);
         }
         return Ok(None);
     };
-    let head = std::str::from_utf8(&data[..head_end]).map_err(|_| ParseError::NotUtf8)?;
+    let head = data.get(..head_end).unwrap_or_default();
+    let head = std::str::from_utf8(head).map_err(|_| ParseError::NotUtf8)?;
     let mut cl: Option<usize> = None;
     for line in head.split('\n').skip(1) {
+        if line.starts_with([' ', '\t']) {
+            continue;
+        }
         let Some((name, value)) = line.split_once(':') else {
             continue;
         };
         if Hdr::classify(name.trim()) == Hdr::ContentLength {
-            let n: usize = value
-                .trim()
-                .parse()
-                .map_err(|_| ParseError::ContentLength)?;
+            let v = value.trim();
+            if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(ParseError::ContentLength);
+            }
+            let n: usize = v.parse().map_err(|_| ParseError::ContentLength)?;
+            if cl.is_some_and(|prev| prev != n) {
+                return Err(ParseError::ContentLength);
+            }
             cl = Some(n);
         }
     }
     // Over a stream Content-Length is mandatory (RFC 3261 §20.14).
     let cl = cl.ok_or(ParseError::ContentLength)?;
-    let total = lead + body_start + cl;
-    if total > max {
-        return Err(ParseError::Truncated);
-    }
+    let total = lead
+        .checked_add(body_start)
+        .and_then(|t| t.checked_add(cl))
+        .filter(|&t| t <= max)
+        .ok_or(ParseError::Truncated)?;
     if buf.len() < total {
         return Ok(None);
     }
     Ok(Some(total))
-}
-
-fn vendor_header(h: &vendor::Header) -> (&str, &str) {
-    use vendor::Header as H;
-    macro_rules! known {
-        ($($v:ident => $n:literal),* $(,)?) => {
-            match h {
-                H::Other(k, v) => (k.as_str(), v.as_str()),
-                $(H::$v(x) => ($n, x.value()),)*
-            }
-        };
-    }
-    known!(
-        Accept => "Accept", AcceptEncoding => "Accept-Encoding",
-        AcceptLanguage => "Accept-Language", AlertInfo => "Alert-Info", Allow => "Allow",
-        AuthenticationInfo => "Authentication-Info", Authorization => "Authorization",
-        CSeq => "CSeq", CallId => "Call-ID", CallInfo => "Call-Info", Contact => "Contact",
-        ContentDisposition => "Content-Disposition", ContentEncoding => "Content-Encoding",
-        ContentLanguage => "Content-Language", ContentLength => "Content-Length",
-        ContentType => "Content-Type", Date => "Date", ErrorInfo => "Error-Info",
-        Event => "Event", Expires => "Expires", From => "From", InReplyTo => "In-Reply-To",
-        MaxForwards => "Max-Forwards", MimeVersion => "MIME-Version",
-        MinExpires => "Min-Expires", Organization => "Organization", Priority => "Priority",
-        ProxyAuthenticate => "Proxy-Authenticate", ProxyAuthorization => "Proxy-Authorization",
-        ProxyRequire => "Proxy-Require", RecordRoute => "Record-Route", ReplyTo => "Reply-To",
-        Require => "Require", RetryAfter => "Retry-After", Route => "Route",
-        ServiceRoute => "Service-Route", Server => "Server", Subject => "Subject",
-        SubscriptionState => "Subscription-State", Supported => "Supported",
-        Timestamp => "Timestamp", To => "To", Unsupported => "Unsupported",
-        UserAgent => "User-Agent", Via => "Via", Warning => "Warning",
-        WwwAuthenticate => "WWW-Authenticate", Reason => "Reason", ReferTo => "Refer-To",
-        ReferredBy => "Referred-By", SessionExpires => "Session-Expires", MinSE => "Min-SE",
-        PAssertedIdentity => "P-Asserted-Identity", PPreferredIdentity => "P-Preferred-Identity",
-        Replaces => "Replaces", RSeq => "RSeq", RAck => "RAck", Privacy => "Privacy",
-        Path => "Path", Identity => "Identity", UserToUser => "User-to-User",
-        SessionId => "Session-ID", HistoryInfo => "History-Info", Diversion => "Diversion",
-    )
 }
 
 // ----- accessors shared by requests and responses -----
@@ -838,7 +1203,11 @@ pub trait SipHeaders {
     fn cseq(&self) -> Option<(u32, Method)> {
         let v = self.headers().get(Hdr::CSeq)?;
         let mut it = v.split_ascii_whitespace();
-        let n: u32 = it.next()?.parse().ok()?;
+        // `CSeq = 1*DIGIT LWS Method` (RFC 3261 §20.16): no sign.
+        let n = it
+            .next()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))?;
+        let n: u32 = n.parse().ok()?;
         let m = Method::from_token(it.next()?)?;
         if it.next().is_some() {
             return None;
@@ -853,6 +1222,7 @@ pub trait SipHeaders {
     }
 
     /// The From tag.
+    #[allow(clippy::wrong_self_convention)] // the From header's tag, not a conversion
     fn from_tag(&self) -> Option<String> {
         NameAddr::parse(self.headers().get(Hdr::From)?).ok()?.tag
     }
@@ -1204,8 +1574,159 @@ l: 4\r\n\r\nv=0\r\nEXTRA";
 
     #[test]
     fn split_list_respects_quotes_and_angles() {
-        let v: Vec<_> =
-            split_list("\"a, b\" <sip:x@y;p=1,2>, <sip:z@w>").collect();
+        let v: Vec<_> = split_list("\"a, b\" <sip:x@y;p=1,2>, <sip:z@w>").collect();
         assert_eq!(v, vec!["\"a, b\" <sip:x@y;p=1,2>", "<sip:z@w>"]);
+    }
+
+    #[test]
+    fn header_lines_fold_and_compact_forms() {
+        let r = req("OPTIONS sip:a@b.example SIP/2.0\r\n\
+v: SIP/2.0/UDP h.example;branch=z9hG4bKa\r\n\
+TO :\r\n sip:a@b.example ;  tag = x1\r\n\
+f: <sip:c@d.example>;tag=y\r\n\
+i: id@h\r\n\
+cseq: 0009\r\n  OPTIONS\r\n\
+l: 0\r\n\r\n");
+        assert_eq!(r.to_tag().as_deref(), Some("x1"));
+        assert_eq!(r.call_id(), Some("id@h"));
+        assert_eq!(r.cseq(), Some((9, Method::Options)));
+        assert_eq!(r.headers.get(Hdr::To), Some("sip:a@b.example ;  tag = x1"));
+    }
+
+    #[test]
+    fn broken_header_lines_are_errors() {
+        let base = "OPTIONS sip:a@b.example SIP/2.0\r\nVia: SIP/2.0/UDP h\r\n";
+        for bad in ["No colon here", "Bad Name: x", ": empty name", "X: a\rb"] {
+            let m = format!("{base}{bad}\r\n\r\n");
+            assert!(
+                matches!(parse(m.as_bytes()), Err(ParseError::Header { .. })),
+                "{bad:?}"
+            );
+        }
+        let m = "OPTIONS sip:a@b.example SIP/2.0\r\n continued\r\n\r\n";
+        assert!(parse(m.as_bytes()).is_err(), "fold before the first header");
+    }
+
+    #[test]
+    fn via_grammar() {
+        let v = Via::parse(
+            "SIP  /   2.0 /UDP    192.0.2.2 ;  branch = z9hG4bKx ; rport ; received=192.0.2.9",
+        )
+        .unwrap();
+        assert_eq!((v.host.as_str(), v.port), ("192.0.2.2", None));
+        assert_eq!(v.rfc3261_branch(), Some("z9hG4bKx"));
+        assert_eq!(v.rport, Some(None));
+        assert_eq!(v.received.as_deref(), Some("192.0.2.9"));
+        let v = Via::parse("SIP/2.0/TCP [2001:db8::1]:5070;rport=5071").unwrap();
+        assert_eq!(
+            (v.host.as_str(), v.port, v.rport),
+            ("2001:db8::1", Some(5070), Some(Some(5071)))
+        );
+        for bad in [
+            "SIP/2.0/UDP 192.0.2.15;;",
+            "SIP/2.0/UDP",
+            "SIP/2.0 UDP h",
+            "SIP/2.0/UDP h:99999",
+            "SIP/2.0/UDP h;rport=x",
+            "SIP/3.0/UDP h",
+            "SIP/2.0/UDP h junk",
+        ] {
+            assert!(Via::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn name_addr_grammar() {
+        let ok = |s: &str| NameAddr::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"));
+        assert_eq!(
+            ok("caller<sip:c@example.com>;tag=323").tag.as_deref(),
+            Some("323")
+        );
+        let n = ok("\"J Rosenberg \\\\\\\"\"  <sip:jdrosen@example.com> ;  tag = 98asjd8");
+        assert_eq!(
+            (n.uri.as_str(), n.tag.as_deref()),
+            ("sip:jdrosen@example.com", Some("98asjd8"))
+        );
+        // addr-spec: parameters after the URI belong to the header.
+        let n = ok("sip:+1650@ss1.example.net;user=phone;tag=t");
+        assert_eq!(
+            (n.uri.as_str(), n.tag.as_deref()),
+            ("sip:+1650@ss1.example.net", Some("t"))
+        );
+        assert_eq!(ok("isbn:2983792873").uri, "isbn:2983792873");
+        assert_eq!(
+            ok("<http://www.example.com>;tag=3").uri,
+            "http://www.example.com"
+        );
+        assert_eq!(
+            ok("A. Bell <sip:a.g.bell@example.com>;tag=q").uri,
+            "sip:a.g.bell@example.com"
+        );
+        for bad in [
+            "\"Mr. J. User <sip:j.user@example.com>",
+            "\"Watson, Thomas\" < sip:t.watson@example.org >",
+            "Bell, Alexander <sip:a.g.bell@example.com>;tag=43",
+            "sip:user@example.com?Route=%3Csip:sip.example.com%3E",
+            "<sip:a@b>;;tag=1",
+            "<sip:a@b>;tag=",
+            "<sip:a@b> junk",
+            "*",
+            "",
+        ] {
+            assert!(NameAddr::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn sip_uri_grammar() {
+        let u = SipUri::parse("sip:user;par=u%40example.net@example.com").unwrap();
+        assert_eq!(
+            (u.user.as_deref(), u.host.as_str()),
+            (Some("user;par=u%40example.net"), "example.com")
+        );
+        let u = SipUri::parse("<sips:[2001:db8::2]:5061;transport=tls>").unwrap();
+        assert_eq!(
+            (u.scheme.as_str(), u.host.as_str(), u.port),
+            ("sips", "2001:db8::2", Some(5061))
+        );
+        let u = SipUri::parse("tel:+86-10-12345;phone-context=example.cn").unwrap();
+        assert_eq!(
+            (u.scheme.as_str(), u.user.as_deref()),
+            ("tel", Some("+86-10-12345"))
+        );
+        assert_eq!(
+            SipUri::parse("SIP:*31#1@h").unwrap().user.as_deref(),
+            Some("*31#1")
+        );
+        for bad in [
+            "sip:",
+            "sip:@h",
+            "sip:u@",
+            "sip:u@h;",
+            "sip:u@h:port",
+            "sip:u@h x",
+            "sip:u@h?",
+            "soap.beep://192.0.2.103:3002",
+            "<sip:a@b",
+        ] {
+            assert!(SipUri::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn request_uri_and_version_rules() {
+        let m = |line: &str| format!("{line}\r\nVia: SIP/2.0/UDP h\r\n\r\n");
+        assert!(parse(m("OPTIONS soap.beep://192.0.2.103:3002 SIP/2.0").as_bytes()).is_ok());
+        assert!(parse(m("OPTIONS <sip:a@b> SIP/2.0").as_bytes()).is_err());
+        assert!(parse(m("OPTIONS sip:a@b SIP/2.0 ").as_bytes()).is_err());
+        assert!(parse(m("OPTIONS sip:a@b HTTP/1.1").as_bytes()).is_err());
+        let p = parse(m("OPTIONS sip:a@b sip/2.0").as_bytes()).unwrap();
+        assert_eq!(
+            p.bad_version, None,
+            "the version is case-insensitive (RFC 3261 §7.1)"
+        );
+        let mut r = req(&m("OPTIONS sip:a@b SIP/2.0"));
+        r.headers.push("CSeq", "+5 OPTIONS");
+        assert_eq!(r.cseq(), None, "CSeq is 1*DIGIT");
     }
 }

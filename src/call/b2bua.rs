@@ -1,0 +1,902 @@
+//! The signalling-only B2BUA: what each transaction event does to a call.
+//!
+//! Inputs are transaction-layer events ([`TsxEvent`]) and the ring timer;
+//! outputs are requests and responses handed back to the transaction layer.
+//! SDP is relayed unchanged: every place where the media plane will anchor
+//! RTP (rewrite the offer before it leaves, the answer before it returns) is
+//! marked `MEDIA HOOK`.
+
+use super::{Call, CallState, EndCause, Relay, Side};
+use crate::config::{Config, TargetTransport};
+use crate::ids::{CallId, IdGen, TsxId};
+use crate::pii::Pii;
+use crate::rng::Rng;
+use crate::sip::dialog::Dialog;
+use crate::sip::msg::{Hdr, Method, NameAddr, Request, Response, SipHeaders};
+use crate::sip::transaction::{Peer, Transactions, TsxEvent};
+use crate::sip::transport::Transport;
+use crate::time::{Instant, TimerQueue};
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Methods we implement, for `Allow` (RFC 3261 §20.5).
+pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, MESSAGE";
+
+/// Our Contact per transport.
+#[derive(Debug, Clone)]
+struct Contacts {
+    udp: String,
+    tcp: String,
+}
+
+impl Contacts {
+    fn get(&self, t: Transport) -> &str {
+        match t {
+            Transport::Udp => &self.udp,
+            Transport::Tcp => &self.tcp,
+        }
+    }
+}
+
+/// What a transaction is to its call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// The caller's INVITE (server).
+    AInvite,
+    /// Our INVITE to the destination (client).
+    BInvite,
+    /// A BYE we sent.
+    Bye,
+    /// An in-dialog request received on a leg, being relayed (server).
+    RelayServer,
+    /// The relayed copy on the other leg (client).
+    RelayClient,
+}
+
+/// Counters exported on /metrics by the driver.
+#[derive(Debug, Default, Clone)]
+pub struct B2buaStats {
+    /// Calls that reached the B2BUA (INVITEs accepted for routing).
+    pub calls_started: u64,
+    /// Calls answered.
+    pub calls_answered: u64,
+    /// In-dialog requests for which no dialog exists (481).
+    pub no_dialog: u64,
+}
+
+/// The B2BUA: calls and the indices that find them.
+pub struct B2bua {
+    config: Arc<Config>,
+    calls: HashMap<CallId, Call>,
+    by_tsx: HashMap<TsxId, (CallId, Role)>,
+    by_dialog: HashMap<(String, String), (CallId, Side)>,
+    ring: TimerQueue<CallId>,
+    ids: IdGen,
+    rng: Rng,
+    draining: bool,
+    contacts: Contacts,
+    stats: B2buaStats,
+}
+
+fn outcome_label(cause: &EndCause) -> &'static str {
+    match cause {
+        EndCause::HangUp(Side::A) => "caller_hangup",
+        EndCause::HangUp(Side::B) => "callee_hangup",
+        EndCause::CallerCancelled => "cancelled",
+        EndCause::Rejected(_) => "rejected",
+        EndCause::NoAnswer => "no_answer",
+        EndCause::DestinationTimeout => "destination_timeout",
+        EndCause::NoAck => "no_ack",
+        EndCause::NoRoute => "no_route",
+        EndCause::Draining => "draining",
+    }
+}
+
+/// Map a destination's failure to what the caller is told. A B2BUA must
+/// not pass on statuses that mean something about *us* (e.g. 503 would make
+/// the carrier fail over away from a healthy gateway; 401/407 would ask the
+/// carrier for credentials of the destination).
+pub fn map_failure(status: u16) -> u16 {
+    match status {
+        404 | 410 | 480 | 484 | 486 | 487 | 488 | 600 | 603 | 604 | 606 => status,
+        403 => 403,
+        408 => 408,
+        400..=499 => 480,
+        500..=599 => 502,
+        _ => 480,
+    }
+}
+
+impl B2bua {
+    /// A B2BUA for this configuration.
+    pub fn new(config: Arc<Config>, seed: u64) -> B2bua {
+        let host = config.sip.advertise;
+        let port = config.sip.listen.port();
+        let host = match host {
+            std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+            v4 => v4.to_string(),
+        };
+        B2bua {
+            contacts: Contacts {
+                udp: format!("<sip:hotline@{host}:{port}>"),
+                tcp: format!("<sip:hotline@{host}:{port};transport=tcp>"),
+            },
+            config,
+            calls: HashMap::new(),
+            by_tsx: HashMap::new(),
+            by_dialog: HashMap::new(),
+            ring: TimerQueue::default(),
+            ids: IdGen::default(),
+            rng: Rng::new(seed ^ 0xB2B0_A000),
+            draining: false,
+            stats: B2buaStats::default(),
+        }
+    }
+
+    /// Calls not yet fully ended.
+    pub fn live_calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// A call by id.
+    pub fn call(&self, id: CallId) -> Option<&Call> {
+        self.calls.get(&id)
+    }
+
+    /// Ids of the live calls.
+    pub fn call_ids(&self) -> impl Iterator<Item = CallId> + '_ {
+        self.calls.keys().copied()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &B2buaStats {
+        &self.stats
+    }
+
+    /// Stop taking calls: new INVITEs get 503.
+    pub fn drain(&mut self) {
+        self.draining = true;
+    }
+
+    /// Whether the node is draining.
+    pub fn is_draining(&self) -> bool {
+        self.draining
+    }
+
+    /// The next ring timeout.
+    pub fn poll_timeout(&mut self) -> Option<(Instant, CallId)> {
+        self.ring.earliest()
+    }
+
+    fn contact(&self, transport: Transport) -> &str {
+        self.contacts.get(transport)
+    }
+
+    /// Ring timers that are due.
+    pub fn handle_timeout(&mut self, tsx: &mut Transactions, now: Instant) {
+        while let Some(id) = self.ring.pop_due(now) {
+            let Some(call) = self.calls.get_mut(&id) else { continue };
+            if let CallState::Calling { a_invite, b_invite, .. } = call.state {
+                tracing::debug!(call = %id, "ring timeout");
+                tsx.cancel(b_invite, now);
+                let mut r = Response::to(&call_a_request(tsx, a_invite), 480);
+                r.set_to_tag(&call.a.local_tag);
+                r.headers.push("Reason", "SIP;cause=480;text=\"No answer\"");
+                tsx.send_response(a_invite, r, now);
+                call.state = CallState::Cancelling {
+                    b_invite,
+                    cause: EndCause::NoAnswer,
+                };
+            }
+        }
+    }
+
+    /// One transaction event.
+    pub fn handle_event(&mut self, ev: TsxEvent, tsx: &mut Transactions, now: Instant) {
+        match ev {
+            TsxEvent::Request { tsx: id, request } => self.on_request(id, request, tsx, now),
+            TsxEvent::Ack { invite, request } => self.on_ack(invite, request, tsx, now),
+            TsxEvent::Cancelled { invite } => self.on_cancelled(invite, tsx, now),
+            TsxEvent::Response { tsx: id, response } => self.on_response(id, response, tsx, now),
+            TsxEvent::Timeout { tsx: id } => self.on_timeout(id, tsx, now),
+            TsxEvent::AckTimeout { tsx: id } => self.on_ack_timeout(id, tsx, now),
+            TsxEvent::Terminated { tsx: id } => {
+                self.by_tsx.remove(&id);
+            }
+        }
+    }
+
+    // ----- requests -----
+
+    fn on_request(&mut self, id: TsxId, req: Request, tsx: &mut Transactions, now: Instant) {
+        if let Some(to_tag) = req.to_tag() {
+            let key = (req.call_id().unwrap_or_default().to_string(), to_tag);
+            match self.by_dialog.get(&key).copied() {
+                Some((call, side)) => self.on_in_dialog(call, side, id, req, tsx, now),
+                None => {
+                    // RFC 3261 §12.2.2: no matching dialog.
+                    self.stats.no_dialog += 1;
+                    respond(tsx, id, &req, 481, now);
+                }
+            }
+            return;
+        }
+        match req.method {
+            Method::Invite => self.on_new_invite(id, req, tsx, now),
+            Method::Options => {
+                // Carriers ping with OPTIONS: answer for the node (RFC 3261 §11.2).
+                let mut r = Response::to(&req, if self.draining { 503 } else { 200 });
+                let tag = self.rng.token(10);
+                r.set_to_tag(&tag);
+                r.headers.push("Allow", ALLOW);
+                r.headers.push("Accept", "application/sdp");
+                r.headers.push("Server", self.config.sip.user_agent.clone());
+                tsx.send_response(id, r, now);
+            }
+            Method::Bye | Method::Info | Method::Update | Method::Message | Method::Prack => {
+                respond(tsx, id, &req, 481, now);
+            }
+            _ => {
+                let mut r = Response::to(&req, 405);
+                let tag = self.rng.token(10);
+                r.set_to_tag(&tag);
+                r.headers.push("Allow", ALLOW);
+                tsx.send_response(id, r, now);
+            }
+        }
+    }
+
+    fn on_new_invite(&mut self, id: TsxId, req: Request, tsx: &mut Transactions, now: Instant) {
+        let Some(from_peer) = tsx.peer(id) else { return };
+        if self.draining {
+            let mut r = Response::to(&req, 503);
+            r.set_to_tag(&self.rng.token(10));
+            r.headers.push("Retry-After", "30");
+            r.headers.push("Reason", "SIP;cause=503;text=\"Node draining\"");
+            tsx.send_response(id, r, now);
+            metrics::counter!("hotline_calls_total", "outcome" => "draining").increment(1);
+            return;
+        }
+        let trunk = match self.config.trunk_for(from_peer.addr.ip()) {
+            Some(t) => t.name.clone(),
+            None => {
+                // Unknown sources are filtered before the transaction layer
+                // when the policy is `drop`; here the policy is `reject`.
+                respond(tsx, id, &req, 403, now);
+                metrics::counter!("hotline_calls_total", "outcome" => "forbidden").increment(1);
+                return;
+            }
+        };
+        let dialled = match req.request_uri().ok().and_then(|u| u.user) {
+            Some(u) => u,
+            None => {
+                respond(tsx, id, &req, 404, now);
+                return;
+            }
+        };
+        let Some(route) = self.config.route(&dialled) else {
+            respond(tsx, id, &req, 404, now);
+            metrics::counter!("hotline_calls_total", "outcome" => "no_route").increment(1);
+            return;
+        };
+        let Some(target) = self.config.target(&route.target) else {
+            // Validated at load; a missing target is a config bug, not the caller's.
+            respond(tsx, id, &req, 500, now);
+            return;
+        };
+        let local_tag = self.rng.token(12);
+        let a = match Dialog::uas(&req, &local_tag, from_peer.clone()) {
+            Ok(d) => d,
+            Err(e) => {
+                let mut r = Response::to(&req, 400);
+                r.reason = format!("Bad Request ({e})");
+                r.set_to_tag(&local_tag);
+                tsx.send_response(id, r, now);
+                return;
+            }
+        };
+        let caller = req
+            .headers
+            .get(Hdr::From)
+            .and_then(|f| NameAddr::parse(f).ok())
+            .and_then(|n| crate::sip::msg::SipUri::parse(&n.uri).ok())
+            .and_then(|u| u.user)
+            .unwrap_or_else(|| "anonymous".to_string());
+
+        // Build the B leg from scratch: nothing of the A leg's topology.
+        let b_transport = match target.transport {
+            TargetTransport::Udp => Transport::Udp,
+            TargetTransport::Tcp => Transport::Tcp,
+        };
+        let b_peer = Peer {
+            transport: b_transport,
+            addr: target.address,
+            conn: None,
+        };
+        let host = self.host();
+        let taddr = match target.address {
+            std::net::SocketAddr::V6(v6) => format!("[{}]:{}", v6.ip(), v6.port()),
+            v4 => v4.to_string(),
+        };
+        let tparam = if b_transport == Transport::Tcp { ";transport=tcp" } else { "" };
+        let mut b = Request::new(Method::Invite, format!("sip:{dialled}@{taddr}{tparam}"));
+        let mf = req
+            .max_forwards()
+            .and_then(Result::ok)
+            .map(|m| m.saturating_sub(1).min(70))
+            .unwrap_or(70);
+        let h = &mut b.headers;
+        h.push("Max-Forwards", mf.to_string());
+        h.push("From", format!("<sip:{caller}@{host}>;tag={}", self.rng.token(12)));
+        h.push("To", format!("<sip:{dialled}@{taddr}>"));
+        h.push("Call-ID", self.rng.token(24));
+        h.push("CSeq", "1 INVITE");
+        h.push("Contact", self.contact(b_transport).to_string());
+        h.push("Allow", ALLOW);
+        h.push("User-Agent", self.config.sip.user_agent.clone());
+        // MEDIA HOOK: the media plane will replace the caller's SDP offer
+        // with one pointing at our RTP ports (issue: media plane).
+        if let Some(ct) = req.headers.get(Hdr::ContentType) {
+            h.push("Content-Type", ct.to_string());
+        }
+        b.body = req.body.clone();
+
+        let call_id = CallId(self.ids.next_raw());
+        let b_invite = tsx.send_request(b.clone(), b_peer.clone(), now);
+        self.by_tsx.insert(id, (call_id, Role::AInvite));
+        self.by_tsx.insert(b_invite, (call_id, Role::BInvite));
+        self.by_dialog.insert((a.call_id.clone(), a.local_tag.clone()), (call_id, Side::A));
+        self.ring.set(call_id, now + self.config.sip.ring_timeout);
+        self.stats.calls_started += 1;
+        tracing::debug!(call = %call_id, %trunk, dialled, caller = %Pii::new(caller.as_str()), "call routed");
+        self.calls.insert(
+            call_id,
+            Call {
+                id: call_id,
+                started: now,
+                answered: None,
+                caller: Pii::new(caller),
+                dialled,
+                trunk,
+                target: route.target.clone(),
+                a,
+                b_invite_req: b,
+                b: None,
+                b_peer,
+                state: CallState::Calling {
+                    a_invite: id,
+                    b_invite,
+                    early: false,
+                },
+            },
+        );
+        metrics::gauge!("hotline_calls_active").set(self.calls.len() as f64);
+    }
+
+    fn host(&self) -> String {
+        match self.config.sip.advertise {
+            std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+            v4 => v4.to_string(),
+        }
+    }
+
+    fn on_in_dialog(
+        &mut self,
+        cid: CallId,
+        side: Side,
+        id: TsxId,
+        req: Request,
+        tsx: &mut Transactions,
+        now: Instant,
+    ) {
+        let Some(call) = self.calls.get_mut(&cid) else {
+            respond(tsx, id, &req, 481, now);
+            return;
+        };
+        let Some(dialog) = call.dialog_mut(side) else {
+            respond(tsx, id, &req, 481, now);
+            return;
+        };
+        if !dialog.accept_remote_cseq(&req) {
+            // RFC 3261 §12.2.2: out-of-order CSeq.
+            respond(tsx, id, &req, 500, now);
+            return;
+        }
+        match req.method {
+            Method::Bye => {
+                respond(tsx, id, &req, 200, now);
+                self.hang_up(cid, Some(side), EndCause::HangUp(side), tsx, now);
+            }
+            Method::Options => respond(tsx, id, &req, 200, now),
+            Method::Invite | Method::Info | Method::Update | Method::Message => {
+                self.relay_request(cid, side, id, req, tsx, now)
+            }
+            _ => {
+                let mut r = Response::to(&req, 501);
+                r.headers.push("Allow", ALLOW);
+                tsx.send_response(id, r, now);
+            }
+        }
+    }
+
+    fn relay_request(
+        &mut self,
+        cid: CallId,
+        side: Side,
+        id: TsxId,
+        req: Request,
+        tsx: &mut Transactions,
+        now: Instant,
+    ) {
+        let contacts = self.contacts.clone();
+        let Some(call) = self.calls.get_mut(&cid) else { return };
+        let CallState::Confirmed { a_invite_pending_ack, b_ack_deferred, relays } = &mut call.state
+        else {
+            // Not (or no longer) answered on both sides.
+            respond(tsx, id, &req, 491, now);
+            return;
+        };
+        let invite = req.method == Method::Invite;
+        if invite
+            && (a_invite_pending_ack.is_some()
+                || b_ack_deferred.is_some()
+                || relays.iter().any(|r| r.invite))
+        {
+            // RFC 3261 §14.2: an INVITE is already in progress.
+            respond(tsx, id, &req, 491, now);
+            return;
+        }
+        let other = side.other();
+        let contact = match call.dialog(other) {
+            Some(d) => contacts.get(d.peer.transport).to_string(),
+            None => {
+                respond(tsx, id, &req, 481, now);
+                return;
+            }
+        };
+        if invite {
+            if let Some(d) = call.dialog_mut(side) {
+                d.refresh_target(&req);
+            }
+        }
+        let Some(od) = call.dialog_mut(other) else { return };
+        let mut out = od.request(req.method.clone(), &contact, None);
+        // MEDIA HOOK: a re-INVITE's SDP (hold: sendonly/inactive) is relayed
+        // as is; the media plane will rewrite it to our ports.
+        copy_body(&req, &mut out);
+        for name in ["Event", "Info-Package", "Subject"] {
+            if let Some(v) = req.headers.get_named(name) {
+                out.headers.push(name, v.to_string());
+            }
+        }
+        let peer = od.peer.clone();
+        let client = tsx.send_request(out, peer, now);
+        if let CallState::Confirmed { relays, .. } = &mut call.state {
+            relays.push(Relay {
+                from: side,
+                server: id,
+                client,
+                invite,
+            });
+        }
+        self.by_tsx.insert(id, (cid, Role::RelayServer));
+        self.by_tsx.insert(client, (cid, Role::RelayClient));
+    }
+
+    fn on_ack(&mut self, invite: Option<TsxId>, ack: Request, tsx: &mut Transactions, now: Instant) {
+        let Some(to_tag) = ack.to_tag() else { return };
+        let key = (ack.call_id().unwrap_or_default().to_string(), to_tag);
+        let Some((cid, side)) = self.by_dialog.get(&key).copied() else {
+            return;
+        };
+        let contacts = self.contacts.clone();
+        let Some(call) = self.calls.get_mut(&cid) else { return };
+        let contact_b = contacts.get(call.b_peer.transport).to_string();
+        let CallState::Confirmed { a_invite_pending_ack, b_ack_deferred, relays } = &mut call.state
+        else {
+            return;
+        };
+        if side == Side::A && a_invite_pending_ack.is_some() && (invite.is_none() || invite == *a_invite_pending_ack) {
+            *a_invite_pending_ack = None;
+            if let (Some(b_inv), Some(bd)) = (b_ack_deferred.take(), call.b.as_mut()) {
+                // Late offer: the caller's SDP answer travels in its ACK.
+                let cseq = call.b_invite_req.cseq().map(|c| c.0).unwrap_or(1);
+                let mut b_ack = bd.request(Method::Ack, &contact_b, Some(cseq));
+                copy_body(&ack, &mut b_ack);
+                tsx.send_ack(b_inv, b_ack, now);
+            }
+            return;
+        }
+        // The ACK for a relayed re-INVITE's 2xx.
+        if let Some(pos) = relays.iter().position(|r| r.invite && r.from == side && (invite.is_none() || invite == Some(r.server))) {
+            let relay = relays.remove(pos);
+            let cseq = tsx.request(relay.client).and_then(|r| r.cseq()).map(|c| c.0);
+            let other = side.other();
+            let contact = match call.dialog(other) {
+                Some(d) => contacts.get(d.peer.transport).to_string(),
+                None => return,
+            };
+            if let (Some(cseq), Some(od)) = (cseq, call.dialog_mut(other)) {
+                let mut out = od.request(Method::Ack, &contact, Some(cseq));
+                copy_body(&ack, &mut out);
+                tsx.send_ack(relay.client, out, now);
+            }
+        }
+    }
+
+    fn on_cancelled(&mut self, invite: TsxId, tsx: &mut Transactions, now: Instant) {
+        let Some((cid, role)) = self.by_tsx.get(&invite).copied() else { return };
+        let Some(call) = self.calls.get_mut(&cid) else { return };
+        match (role, &call.state) {
+            (Role::AInvite, CallState::Calling { a_invite, b_invite, .. }) if *a_invite == invite => {
+                let b_invite = *b_invite;
+                let mut r = Response::to(&call_a_request(tsx, invite), 487);
+                r.set_to_tag(&call.a.local_tag);
+                tsx.send_response(invite, r, now);
+                tsx.cancel(b_invite, now);
+                self.ring.cancel(cid);
+                call.state = CallState::Cancelling {
+                    b_invite,
+                    cause: EndCause::CallerCancelled,
+                };
+            }
+            (Role::RelayServer, CallState::Confirmed { relays, .. }) => {
+                // A cancelled re-INVITE: cancel the relayed one; its final
+                // answer (487) flows back through the relay.
+                if let Some(r) = relays.iter().find(|r| r.server == invite) {
+                    tsx.cancel(r.client, now);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    // ----- responses -----
+
+    fn on_response(&mut self, id: TsxId, resp: Response, tsx: &mut Transactions, now: Instant) {
+        let Some((cid, role)) = self.by_tsx.get(&id).copied() else { return };
+        match role {
+            Role::BInvite => self.on_b_invite_response(cid, id, resp, tsx, now),
+            Role::Bye => {
+                if resp.status >= 200 {
+                    self.bye_done(cid, id);
+                }
+            }
+            Role::RelayClient => self.on_relay_response(cid, id, resp, tsx, now),
+            Role::AInvite | Role::RelayServer => {}
+        }
+    }
+
+    fn on_b_invite_response(
+        &mut self,
+        cid: CallId,
+        id: TsxId,
+        resp: Response,
+        tsx: &mut Transactions,
+        now: Instant,
+    ) {
+        let contact_a = {
+            let Some(call) = self.calls.get(&cid) else { return };
+            self.contact(call.a.peer.transport).to_string()
+        };
+        let contact_b = {
+            let Some(call) = self.calls.get(&cid) else { return };
+            self.contact(call.b_peer.transport).to_string()
+        };
+        let Some(call) = self.calls.get_mut(&cid) else { return };
+        match (&mut call.state, resp.status) {
+            (_, 100) => {}
+            (CallState::Calling { a_invite, early, .. }, 101..=199) => {
+                let a_invite = *a_invite;
+                *early = true;
+                let mut r = Response::to(&call_a_request(tsx, a_invite), resp.status);
+                r.reason = resp.reason.clone();
+                r.set_to_tag(&call.a.local_tag);
+                r.headers.push("Contact", contact_a);
+                // MEDIA HOOK: early media (183 + SDP answer) will be anchored here.
+                copy_body(&resp, &mut r);
+                tsx.send_response(a_invite, r, now);
+            }
+            (CallState::Calling { a_invite, b_invite, .. }, 200..=299) => {
+                let (a_invite, b_invite) = (*a_invite, *b_invite);
+                let mut bd = match Dialog::uac(&call.b_invite_req, &resp, call.b_peer.clone()) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        tracing::debug!(call = %cid, error = %e, "unusable 2xx from destination");
+                        // We cannot even ACK it properly; fail the caller.
+                        let mut r = Response::to(&call_a_request(tsx, a_invite), 502);
+                        r.set_to_tag(&call.a.local_tag);
+                        tsx.send_response(a_invite, r, now);
+                        self.end(cid, EndCause::Rejected(502));
+                        return;
+                    }
+                };
+                let a_req = call_a_request(tsx, a_invite);
+                let late_offer = a_req.body.is_empty();
+                let cseq = call.b_invite_req.cseq().map(|c| c.0).unwrap_or(1);
+                let deferred = if late_offer {
+                    Some(b_invite)
+                } else {
+                    let ack = bd.request(Method::Ack, &contact_b, Some(cseq));
+                    tsx.send_ack(b_invite, ack, now);
+                    None
+                };
+                self.by_dialog.insert((bd.call_id.clone(), bd.local_tag.clone()), (cid, Side::B));
+                call.b = Some(bd);
+                let mut r = Response::to(&a_req, resp.status);
+                r.set_to_tag(&call.a.local_tag);
+                r.headers.push("Contact", contact_a);
+                r.headers.push("Allow", ALLOW);
+                // MEDIA HOOK: the SDP answer will point at our RTP ports.
+                copy_body(&resp, &mut r);
+                tsx.send_response(a_invite, r, now);
+                call.answered = Some(now);
+                call.state = CallState::Confirmed {
+                    a_invite_pending_ack: Some(a_invite),
+                    b_ack_deferred: deferred,
+                    relays: Vec::new(),
+                };
+                self.ring.cancel(cid);
+                self.stats.calls_answered += 1;
+                metrics::counter!("hotline_calls_answered_total").increment(1);
+                tracing::debug!(call = %cid, "answered");
+            }
+            (CallState::Calling { a_invite, .. }, status) => {
+                let a_invite = *a_invite;
+                let mapped = map_failure(status);
+                let mut r = Response::to(&call_a_request(tsx, a_invite), mapped);
+                r.set_to_tag(&call.a.local_tag);
+                if mapped != status {
+                    r.headers.push("Reason", format!("SIP;cause={status}"));
+                }
+                if let Some(ra) = resp.headers.get(Hdr::RetryAfter) {
+                    r.headers.push("Retry-After", ra.to_string());
+                }
+                tsx.send_response(a_invite, r, now);
+                self.end(cid, EndCause::Rejected(status));
+            }
+            (CallState::Cancelling { .. }, 101..=199) => {}
+            (CallState::Cancelling { cause, .. }, 200..=299) => {
+                // The destination answered as we cancelled: ACK, then BYE.
+                let cause = cause.clone();
+                if let Ok(mut bd) = Dialog::uac(&call.b_invite_req, &resp, call.b_peer.clone()) {
+                    let cseq = call.b_invite_req.cseq().map(|c| c.0).unwrap_or(1);
+                    let ack = bd.request(Method::Ack, &contact_b, Some(cseq));
+                    tsx.send_ack(id, ack, now);
+                    let bye = bd.request(Method::Bye, &contact_b, None);
+                    let peer = bd.peer.clone();
+                    let bye_tsx = tsx.send_request(bye, peer, now);
+                    self.by_tsx.insert(bye_tsx, (cid, Role::Bye));
+                    call.b = Some(bd);
+                    call.state = CallState::Terminating {
+                        byes: vec![bye_tsx],
+                        cause,
+                    };
+                } else {
+                    self.end(cid, cause);
+                }
+            }
+            (CallState::Cancelling { cause, .. }, _) => {
+                let cause = cause.clone();
+                self.end(cid, cause);
+            }
+            // A 2xx for a forked branch after answer, or late responses.
+            _ => {}
+        }
+    }
+
+    fn on_relay_response(
+        &mut self,
+        cid: CallId,
+        id: TsxId,
+        resp: Response,
+        tsx: &mut Transactions,
+        now: Instant,
+    ) {
+        if resp.status == 100 {
+            return;
+        }
+        let contacts = self.contacts.clone();
+        let Some(call) = self.calls.get_mut(&cid) else { return };
+        let CallState::Confirmed { relays, .. } = &mut call.state else {
+            return;
+        };
+        let Some(pos) = relays.iter().position(|r| r.client == id) else {
+            return;
+        };
+        let relay = relays[pos].clone();
+        let Some(server_req) = tsx.request(relay.server).cloned() else {
+            relays.remove(pos);
+            return;
+        };
+        let mut r = Response::to(&server_req, resp.status);
+        r.reason = resp.reason.clone();
+        if relay.invite && (200..300).contains(&resp.status) {
+            let t = call.dialog(relay.from).map(|d| d.peer.transport).unwrap_or(Transport::Udp);
+            r.headers.push("Contact", contacts.get(t).to_string());
+            if let Some(d) = call.dialog_mut(relay.from.other()) {
+                d.refresh_target(&resp);
+            }
+        }
+        // MEDIA HOOK: the answer to a re-INVITE (hold/unhold) is relayed as is.
+        copy_body(&resp, &mut r);
+        tsx.send_response(relay.server, r, now);
+        if resp.status >= 200 && !(relay.invite && resp.status < 300) {
+            if let CallState::Confirmed { relays, .. } = &mut call.state {
+                relays.retain(|x| x.client != id);
+            }
+        }
+    }
+
+    // ----- failures -----
+
+    fn on_timeout(&mut self, id: TsxId, tsx: &mut Transactions, now: Instant) {
+        let Some((cid, role)) = self.by_tsx.get(&id).copied() else { return };
+        match role {
+            Role::BInvite => {
+                let Some(call) = self.calls.get_mut(&cid) else { return };
+                match &call.state {
+                    CallState::Calling { a_invite, .. } => {
+                        // RFC 3261 §17.1.1.2 Timer B: the destination never answered.
+                        let a_invite = *a_invite;
+                        let mut r = Response::to(&call_a_request(tsx, a_invite), 504);
+                        r.set_to_tag(&call.a.local_tag);
+                        tsx.send_response(a_invite, r, now);
+                        self.end(cid, EndCause::DestinationTimeout);
+                    }
+                    CallState::Cancelling { cause, .. } => {
+                        let cause = cause.clone();
+                        self.end(cid, cause);
+                    }
+                    _ => {}
+                }
+            }
+            Role::Bye => self.bye_done(cid, id),
+            Role::RelayClient => {
+                let Some(call) = self.calls.get_mut(&cid) else { return };
+                if let CallState::Confirmed { relays, .. } = &mut call.state {
+                    if let Some(pos) = relays.iter().position(|r| r.client == id) {
+                        let relay = relays.remove(pos);
+                        if let Some(sreq) = tsx.request(relay.server).cloned() {
+                            respond(tsx, relay.server, &sreq, 408, now);
+                        }
+                    }
+                }
+            }
+            Role::AInvite | Role::RelayServer => {}
+        }
+    }
+
+    fn on_ack_timeout(&mut self, id: TsxId, tsx: &mut Transactions, now: Instant) {
+        let Some((cid, role)) = self.by_tsx.get(&id).copied() else { return };
+        if role == Role::AInvite {
+            // RFC 3261 §13.3.1.4: no ACK for our 2xx: end the call.
+            if let Some(call) = self.calls.get(&cid) {
+                if matches!(&call.state, CallState::Confirmed { a_invite_pending_ack: Some(_), .. }) {
+                    self.hang_up(cid, None, EndCause::NoAck, tsx, now);
+                }
+            }
+        }
+    }
+
+    /// Send BYE to every confirmed leg except `except`, then end the call
+    /// when they are answered.
+    fn hang_up(
+        &mut self,
+        cid: CallId,
+        except: Option<Side>,
+        cause: EndCause,
+        tsx: &mut Transactions,
+        now: Instant,
+    ) {
+        let contacts = [self.contact(Transport::Udp).to_string(), self.contact(Transport::Tcp).to_string()];
+        let Some(call) = self.calls.get_mut(&cid) else { return };
+        if let CallState::Confirmed { relays, .. } = &call.state {
+            // Requests still being relayed will never complete usefully.
+            for r in relays.clone() {
+                if let Some(sreq) = tsx.request(r.server).cloned() {
+                    respond(tsx, r.server, &sreq, 487, now);
+                }
+            }
+        }
+        if matches!(call.state, CallState::Terminating { .. }) {
+            return;
+        }
+        let mut byes = Vec::new();
+        for side in [Side::A, Side::B] {
+            if Some(side) == except {
+                continue;
+            }
+            if let Some(d) = call.dialog_mut(side) {
+                let contact = match d.peer.transport {
+                    Transport::Udp => &contacts[0],
+                    Transport::Tcp => &contacts[1],
+                };
+                let bye = d.request(Method::Bye, contact, None);
+                let peer = d.peer.clone();
+                byes.push(tsx.send_request(bye, peer, now));
+            }
+        }
+        for b in &byes {
+            self.by_tsx.insert(*b, (cid, Role::Bye));
+        }
+        if byes.is_empty() {
+            self.end(cid, cause);
+        } else {
+            call.state = CallState::Terminating { byes, cause };
+        }
+    }
+
+    fn bye_done(&mut self, cid: CallId, id: TsxId) {
+        let Some(call) = self.calls.get_mut(&cid) else { return };
+        if let CallState::Terminating { byes, cause } = &mut call.state {
+            byes.retain(|b| *b != id);
+            if byes.is_empty() {
+                let cause = cause.clone();
+                self.end(cid, cause);
+            }
+        }
+    }
+
+    fn end(&mut self, cid: CallId, cause: EndCause) {
+        let Some(call) = self.calls.remove(&cid) else { return };
+        self.ring.cancel(cid);
+        self.by_dialog.remove(&(call.a.call_id.clone(), call.a.local_tag.clone()));
+        if let Some(b) = &call.b {
+            self.by_dialog.remove(&(b.call_id.clone(), b.local_tag.clone()));
+        }
+        tracing::debug!(call = %cid, ?cause, "call ended");
+        metrics::counter!("hotline_calls_total", "outcome" => outcome_label(&cause)).increment(1);
+        metrics::gauge!("hotline_calls_active").set(self.calls.len() as f64);
+        // The call record (a later issue) is sealed here.
+    }
+}
+
+/// The A leg's INVITE as received (the transaction layer keeps it).
+fn call_a_request(tsx: &Transactions, a_invite: TsxId) -> Request {
+    tsx.request(a_invite).cloned().unwrap_or_else(|| Request::new(Method::Invite, "sip:invalid"))
+}
+
+/// Answer a request with a bare status.
+fn respond(tsx: &mut Transactions, id: TsxId, req: &Request, status: u16, now: Instant) {
+    let mut r = Response::to(req, status);
+    if req.to_tag().is_none() {
+        // RFC 3261 §8.2.6.2: a final response gets a To tag. Derive it from
+        // the transaction so retransmitted requests get the same one.
+        r.set_to_tag(&format!("h{}", id.0));
+    }
+    tsx.send_response(id, r, now);
+}
+
+/// Copy body and Content-Type (and nothing else) from one message to another.
+fn copy_body(from: &impl Body, to: &mut impl Body) {
+    if let Some(ct) = from.headers().get(Hdr::ContentType) {
+        to.headers_mut().set("Content-Type", ct.to_string());
+    }
+    to.set_body(from.body().clone());
+}
+
+/// Body access for requests and responses.
+trait Body: SipHeaders {
+    fn body(&self) -> &Bytes;
+    fn set_body(&mut self, b: Bytes);
+}
+
+impl Body for Request {
+    fn body(&self) -> &Bytes {
+        &self.body
+    }
+    fn set_body(&mut self, b: Bytes) {
+        self.body = b;
+    }
+}
+
+impl Body for Response {
+    fn body(&self) -> &Bytes {
+        &self.body
+    }
+    fn set_body(&mut self, b: Bytes) {
+        self.body = b;
+    }
+}

@@ -1,0 +1,165 @@
+//! Call control: the B2BUA (back-to-back user agent).
+//!
+//! A citizen's call is two legs with nothing in common on the wire: the
+//! **A leg** toward the carrier (we are its UAS) and the **B leg** toward
+//! the destination (we are its UAC). Each has its own Call-ID, tags, CSeq
+//! space, Via and Contact; only the session description (SDP) and a few
+//! end-to-end facts (the caller's number, the reason a call failed) cross
+//! from one to the other. Nothing of one side's topology (Via,
+//! Record-Route, Contact, internal addresses) reaches the other.
+//!
+//! State data lives in its state (CONVENTIONS §5): see [`CallState`].
+
+pub mod b2bua;
+
+use crate::ids::{CallId, TsxId};
+use crate::pii::Pii;
+use crate::sip::dialog::Dialog;
+use crate::sip::transaction::Peer;
+use crate::time::Instant;
+
+/// Which leg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// Toward the caller (carrier trunk); we are UAS.
+    A,
+    /// Toward the destination; we are UAC.
+    B,
+}
+
+impl Side {
+    /// The other leg.
+    pub fn other(self) -> Side {
+        match self {
+            Side::A => Side::B,
+            Side::B => Side::A,
+        }
+    }
+}
+
+/// Why a call ended: the cause the call record (a later issue) will carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndCause {
+    /// A side hung up after answer.
+    HangUp(Side),
+    /// The caller cancelled before answer.
+    CallerCancelled,
+    /// The destination refused with a final status.
+    Rejected(u16),
+    /// No final answer within `sip.ring_timeout`.
+    NoAnswer,
+    /// The destination never responded (Timer B).
+    DestinationTimeout,
+    /// The caller never ACKed our 2xx (RFC 6026 Timer L).
+    NoAck,
+    /// No route for the dialled number.
+    NoRoute,
+    /// The node was shutting down.
+    Draining,
+}
+
+/// A re-INVITE or other in-dialog request being relayed from one leg to
+/// the other.
+#[derive(Debug, Clone)]
+pub struct Relay {
+    /// The leg it came from.
+    pub from: Side,
+    /// Its server transaction on that leg.
+    pub server: TsxId,
+    /// Our client transaction on the other leg.
+    pub client: TsxId,
+    /// It is an INVITE (the ACK for its 2xx must be relayed too).
+    pub invite: bool,
+}
+
+/// The call's life, with the data each stage needs.
+#[derive(Debug)]
+pub enum CallState {
+    /// B leg INVITE sent; waiting for its final answer.
+    Calling {
+        /// A leg INVITE server transaction.
+        a_invite: TsxId,
+        /// B leg INVITE client transaction.
+        b_invite: TsxId,
+        /// A provisional answer has been relayed (an early dialog exists).
+        early: bool,
+    },
+    /// The caller cancelled or the ring timer fired: CANCEL sent to B,
+    /// waiting for B's final answer (a 2xx race is ACKed and BYEd).
+    Cancelling {
+        /// B leg INVITE client transaction.
+        b_invite: TsxId,
+        /// Why.
+        cause: EndCause,
+    },
+    /// Answered: both dialogs confirmed (or the A side waits for its ACK).
+    Confirmed {
+        /// A leg INVITE tsx while its ACK is outstanding.
+        a_invite_pending_ack: Option<TsxId>,
+        /// B leg INVITE tsx whose ACK waits for the caller's ACK (late
+        /// offer: the SDP answer comes in the caller's ACK).
+        b_ack_deferred: Option<TsxId>,
+        /// In-dialog requests being relayed.
+        relays: Vec<Relay>,
+    },
+    /// BYE sent to one or both legs; waiting for the answers.
+    Terminating {
+        /// BYE transactions still open.
+        byes: Vec<TsxId>,
+        /// Why.
+        cause: EndCause,
+    },
+}
+
+/// One citizen call.
+#[derive(Debug)]
+pub struct Call {
+    /// Handle.
+    pub id: CallId,
+    /// When the INVITE arrived.
+    pub started: Instant,
+    /// When it was answered.
+    pub answered: Option<Instant>,
+    /// Caller number (personal data).
+    pub caller: Pii<String>,
+    /// Dialled number.
+    pub dialled: String,
+    /// The trunk it came in on.
+    pub trunk: String,
+    /// The route target name.
+    pub target: String,
+    /// A leg dialog (exists from the first response we send with a tag).
+    pub a: Dialog,
+    /// B leg: the INVITE we sent (for the dialog once it is answered).
+    pub b_invite_req: crate::sip::msg::Request,
+    /// B leg dialog once answered (early dialogs are not tracked: we relay
+    /// provisional answers but send nothing in an early dialog).
+    pub b: Option<Dialog>,
+    /// Where the B leg goes.
+    pub b_peer: Peer,
+    /// Life stage.
+    pub state: CallState,
+}
+
+impl Call {
+    /// The dialog of one side, if established.
+    pub fn dialog(&self, side: Side) -> Option<&Dialog> {
+        match side {
+            Side::A => Some(&self.a),
+            Side::B => self.b.as_ref(),
+        }
+    }
+
+    /// The dialog of one side, mutable.
+    pub fn dialog_mut(&mut self, side: Side) -> Option<&mut Dialog> {
+        match side {
+            Side::A => Some(&mut self.a),
+            Side::B => self.b.as_mut(),
+        }
+    }
+
+    /// Whether the call was answered.
+    pub fn is_answered(&self) -> bool {
+        self.answered.is_some()
+    }
+}
