@@ -282,7 +282,7 @@ impl GatewayConfig {
         format!(
             r#"# written by tests/common/e2e.rs
 [node]
-name = "e2e-{name}"
+name = "e2e"
 data_dir = "{data_dir}"
 shutdown_grace_secs = {grace}
 
