@@ -194,14 +194,12 @@ impl Gateway {
                 // Stateless answer to a request we refuse before any
                 // transaction exists; it goes back where it came from.
                 metrics::counter!("hotline_sip_rejected_total", "status" => resp.status.to_string()).increment(1);
-                self.tsx.send_stateless(
-                    Transmit {
-                        transport: p.transport,
-                        destination: p.source,
-                        conn: p.conn,
-                        data: resp.to_bytes(),
-                    },
-                );
+                self.tsx.send_stateless(Transmit {
+                    transport: p.transport,
+                    destination: p.source,
+                    conn: p.conn,
+                    data: resp.to_bytes(),
+                });
             }
             Verdict::Drop(reason) => self.drop_counted(reason.label()),
         }

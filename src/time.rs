@@ -122,6 +122,14 @@ impl<K: Ord + Copy + std::hash::Hash> TimerQueue<K> {
     }
 }
 
+/// An instant about a year after the process's first use of this function:
+/// "no deadline" for loops that need one.
+pub fn far_future() -> Instant {
+    use std::sync::OnceLock;
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    *BASE.get_or_init(now) + Duration::from_secs(365 * 24 * 3600)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,12 +149,4 @@ mod tests {
         assert_eq!(q.pop_due(t0 + Duration::from_secs(10)), None);
         assert!(q.is_empty());
     }
-}
-
-/// An instant about a year after the process's first use of this function:
-/// "no deadline" for loops that need one.
-pub fn far_future() -> Instant {
-    use std::sync::OnceLock;
-    static BASE: OnceLock<Instant> = OnceLock::new();
-    *BASE.get_or_init(now) + Duration::from_secs(365 * 24 * 3600)
 }

@@ -21,7 +21,9 @@ fn caller_hangs_up_after_answer() {
     // The destination got the caller's SDP unchanged and the caller got the answer.
     let invite = sim.uas[1].requests(Method::Invite)[0].clone();
     assert_eq!(&invite.body[..], SDP_OFFER.as_bytes());
-    assert!(sim.run_until(Duration::from_secs(2), |s| !s.uas[1].requests(Method::Ack).is_empty()));
+    assert!(sim.run_until(Duration::from_secs(2), |s| !s.uas[1]
+        .requests(Method::Ack)
+        .is_empty()));
     assert_eq!(sim.live_calls(), 1);
 
     sim.bye(0);
@@ -36,7 +38,9 @@ fn callee_hangs_up_after_answer() {
     plan.bye_after = Some(Duration::from_secs(3));
     let mut sim = Sim::new(2, plan);
     sim.invite("12345");
-    assert!(sim.run_until(Duration::from_secs(10), |s| !s.uas[0].requests(Method::Bye).is_empty()));
+    assert!(sim.run_until(Duration::from_secs(10), |s| !s.uas[0]
+        .requests(Method::Bye)
+        .is_empty()));
     assert!(sim.run_until(Duration::from_secs(5), |s| s.live_calls() == 0));
     assert_eq!(sim.uas[1].finals(Method::Bye), vec![200]);
 }
@@ -66,7 +70,9 @@ fn late_offer_sdp_travels_in_the_ack() {
     assert!(sim.run_until(Duration::from_secs(5), |s| s.uas[0].acked));
     // The caller's ACK had no body in this Sim UA, so the B-leg ACK is sent
     // after the caller's ACK arrives (not before).
-    assert!(sim.run_until(Duration::from_secs(2), |s| !s.uas[1].requests(Method::Ack).is_empty()));
+    assert!(sim.run_until(Duration::from_secs(2), |s| !s.uas[1]
+        .requests(Method::Ack)
+        .is_empty()));
     let a_ack_at = sim
         .wire_between(CARRIER, GW)
         .into_iter()

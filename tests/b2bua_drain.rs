@@ -16,7 +16,9 @@ fn draining_refuses_new_calls_and_keeps_live_ones() {
     // A second caller is refused.
     let c2 = sim.add_ua("carrier2", "198.51.100.11:5060", Plan::never());
     sim.invite_from(c2, "12345", Some(SDP_OFFER));
-    assert!(sim.run_until(Duration::from_secs(5), |s| !s.uas[c2].finals(Method::Invite).is_empty()));
+    assert!(sim.run_until(Duration::from_secs(5), |s| !s.uas[c2]
+        .finals(Method::Invite)
+        .is_empty()));
     assert_eq!(sim.uas[c2].finals(Method::Invite), vec![503]);
     // The live call is untouched and ends normally.
     assert_eq!(sim.live_calls(), 1);

@@ -13,7 +13,9 @@ use hotline::time::Duration;
 fn final_for(plan: Plan, number: &str) -> (Sim, Vec<u16>) {
     let mut sim = Sim::new(21, plan);
     sim.invite(number);
-    sim.run_until(Duration::from_secs(100), |s| !s.uas[0].finals(Method::Invite).is_empty());
+    sim.run_until(Duration::from_secs(100), |s| {
+        !s.uas[0].finals(Method::Invite).is_empty()
+    });
     let f = sim.uas[0].finals(Method::Invite);
     (sim, f)
 }
@@ -57,12 +59,20 @@ fn no_answer_within_ring_timeout_gets_480_and_cancel() {
     cfg.sip.ring_timeout = Duration::from_secs(8);
     let mut sim = Sim::with_config(22, Plan::never(), cfg);
     sim.invite("12345");
-    assert!(sim.run_until(Duration::from_secs(30), |s| !s.uas[0].finals(Method::Invite).is_empty()));
+    assert!(sim.run_until(Duration::from_secs(30), |s| !s.uas[0]
+        .finals(Method::Invite)
+        .is_empty()));
     assert_eq!(sim.uas[0].finals(Method::Invite), vec![480]);
     let t = sim.elapsed();
-    assert!(t >= Duration::from_secs(8) && t < Duration::from_secs(9), "{t:?}");
+    assert!(
+        t >= Duration::from_secs(8) && t < Duration::from_secs(9),
+        "{t:?}"
+    );
     assert!(sim.run_until(Duration::from_secs(40), |s| s.live_calls() == 0));
-    assert!(sim.wire_between(GW, DEST).iter().any(|w| w.text.starts_with("CANCEL")));
+    assert!(sim
+        .wire_between(GW, DEST)
+        .iter()
+        .any(|w| w.text.starts_with("CANCEL")));
 }
 
 #[test]
@@ -71,13 +81,22 @@ fn silent_destination_times_out_with_504_after_timer_b() {
     // A destination that is not there at all: nothing answers, not even 100.
     sim.uas.remove(1);
     sim.invite("12345");
-    assert!(sim.run_until(Duration::from_secs(70), |s| !s.uas[0].finals(Method::Invite).is_empty()));
+    assert!(sim.run_until(Duration::from_secs(70), |s| !s.uas[0]
+        .finals(Method::Invite)
+        .is_empty()));
     assert_eq!(sim.uas[0].finals(Method::Invite), vec![504]);
     // Timer B = 64*T1 = 32 s.
     let t = sim.elapsed();
-    assert!(t >= Duration::from_secs(32) && t < Duration::from_secs(34), "{t:?}");
+    assert!(
+        t >= Duration::from_secs(32) && t < Duration::from_secs(34),
+        "{t:?}"
+    );
     // INVITE retransmitted over UDP (Timer A): 1 + 6 sends in 32 s.
-    let sends = sim.wire.iter().filter(|w| w.from.to_string() == GW && w.text.starts_with("INVITE")).count();
+    let sends = sim
+        .wire
+        .iter()
+        .filter(|w| w.from.to_string() == GW && w.text.starts_with("INVITE"))
+        .count();
     assert_eq!(sends, 7);
 }
 
@@ -86,7 +105,9 @@ fn stranger_is_refused_403() {
     let mut sim = Sim::new(24, Plan::answer(Duration::ZERO));
     let s = sim.add_ua("stranger", STRANGER, Plan::never());
     sim.invite_from(s, "12345", Some(SDP_OFFER));
-    assert!(sim.run_until(Duration::from_secs(5), |s2| !s2.uas[s].finals(Method::Invite).is_empty()));
+    assert!(sim.run_until(Duration::from_secs(5), |s2| !s2.uas[s]
+        .finals(Method::Invite)
+        .is_empty()));
     assert_eq!(sim.uas[s].finals(Method::Invite), vec![403]);
     assert!(sim.wire_between(GW, DEST).is_empty());
 }
@@ -99,7 +120,10 @@ fn stranger_is_dropped_silently_when_configured() {
     let s = sim.add_ua("stranger", STRANGER, Plan::never());
     sim.invite_from(s, "12345", Some(SDP_OFFER));
     sim.run_for(Duration::from_secs(40));
-    assert!(sim.uas[s].statuses().is_empty(), "no answer at all, not even 100");
+    assert!(
+        sim.uas[s].statuses().is_empty(),
+        "no answer at all, not even 100"
+    );
     assert!(sim.uas[s].timed_out());
     assert!(sim.gw.dropped().get("unknown_source").copied().unwrap_or(0) >= 1);
 }

@@ -21,13 +21,16 @@ fn lossy_call(seed: u64) -> Sim {
         sim.uas[0].statuses()
     );
     assert!(
-        sim.run_until(Duration::from_secs(60), |s| !s.uas[1].requests(Method::Ack).is_empty()),
+        sim.run_until(Duration::from_secs(60), |s| !s.uas[1]
+            .requests(Method::Ack)
+            .is_empty()),
         "seed {seed}: destination never got its ACK"
     );
     sim.run_for(Duration::from_secs(2));
     sim.bye(0);
     assert!(
-        sim.run_until(Duration::from_secs(120), |s| s.live_calls() == 0 && !s.uas[0].finals(Method::Bye).is_empty()),
+        sim.run_until(Duration::from_secs(120), |s| s.live_calls() == 0
+            && !s.uas[0].finals(Method::Bye).is_empty()),
         "seed {seed}: call did not end; live={}",
         sim.live_calls()
     );
@@ -43,7 +46,11 @@ fn call_survives_20_percent_loss_over_many_seeds() {
         lost += sim.wire.iter().filter(|w| w.lost).count();
         total += sim.wire.len();
         assert_eq!(sim.uas[0].finals(Method::Invite), vec![200], "seed {seed}");
-        assert_eq!(sim.uas[1].requests(Method::Bye).len(), 1, "seed {seed}: one BYE reaches the destination (retransmissions absorbed)");
+        assert_eq!(
+            sim.uas[1].requests(Method::Bye).len(),
+            1,
+            "seed {seed}: one BYE reaches the destination (retransmissions absorbed)"
+        );
     }
     // The impairment really happened.
     let ratio = lost as f64 / total as f64;
@@ -60,7 +67,9 @@ fn cancel_survives_20_percent_loss() {
             jitter: Duration::from_millis(40),
         };
         sim.invite("12345");
-        sim.run_until(Duration::from_secs(30), |s| s.uas[0].statuses().iter().any(|c| *c == 180));
+        sim.run_until(Duration::from_secs(30), |s| {
+            s.uas[0].statuses().contains(&180)
+        });
         sim.cancel();
         assert!(
             sim.run_until(Duration::from_secs(120), |s| s.live_calls() == 0

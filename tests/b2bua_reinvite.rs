@@ -9,7 +9,9 @@ fn answered(seed: u64) -> Sim {
     let mut sim = Sim::new(seed, Plan::answer(Duration::from_millis(100)));
     sim.invite("12345");
     assert!(sim.run_until(Duration::from_secs(5), |s| s.uas[0].acked));
-    assert!(sim.run_until(Duration::from_secs(2), |s| !s.uas[1].requests(Method::Ack).is_empty()));
+    assert!(sim.run_until(Duration::from_secs(2), |s| !s.uas[1]
+        .requests(Method::Ack)
+        .is_empty()));
     sim
 }
 
@@ -17,7 +19,10 @@ fn answered(seed: u64) -> Sim {
 fn caller_hold_and_unhold_reach_the_destination() {
     let mut sim = answered(31);
     sim.reinvite(0, &SDP_OFFER.replace("a=sendrecv", "a=sendonly"));
-    assert!(sim.run_until(Duration::from_secs(5), |s| s.uas[0].finals(Method::Invite).len() == 2));
+    assert!(sim.run_until(Duration::from_secs(5), |s| s.uas[0]
+        .finals(Method::Invite)
+        .len()
+        == 2));
     assert_eq!(sim.uas[0].finals(Method::Invite), vec![200, 200]);
     let reinv = sim.uas[1].requests(Method::Invite);
     assert_eq!(reinv.len(), 2);
@@ -29,10 +34,16 @@ fn caller_hold_and_unhold_reach_the_destination() {
     });
     assert!(String::from_utf8_lossy(&last200.expect("200").body).contains("a=recvonly"));
     // The destination got the ACK for the re-INVITE.
-    assert!(sim.run_until(Duration::from_secs(2), |s| s.uas[1].requests(Method::Ack).len() == 2));
+    assert!(sim.run_until(Duration::from_secs(2), |s| s.uas[1]
+        .requests(Method::Ack)
+        .len()
+        == 2));
 
     sim.reinvite(0, SDP_OFFER);
-    assert!(sim.run_until(Duration::from_secs(5), |s| s.uas[0].finals(Method::Invite).len() == 3));
+    assert!(sim.run_until(Duration::from_secs(5), |s| s.uas[0]
+        .finals(Method::Invite)
+        .len()
+        == 3));
     let reinv = sim.uas[1].requests(Method::Invite);
     assert!(String::from_utf8_lossy(&reinv[2].body).contains("a=sendrecv"));
     sim.bye(1);
@@ -43,7 +54,10 @@ fn caller_hold_and_unhold_reach_the_destination() {
 fn destination_reinvite_reaches_the_caller() {
     let mut sim = answered(32);
     sim.reinvite(1, &SDP_ANSWER.replace("a=sendrecv", "a=sendonly"));
-    assert!(sim.run_until(Duration::from_secs(5), |s| s.uas[1].finals(Method::Invite) == vec![200]));
+    assert!(
+        sim.run_until(Duration::from_secs(5), |s| s.uas[1].finals(Method::Invite)
+            == vec![200])
+    );
     let reinv = sim.uas[0].requests(Method::Invite);
     assert_eq!(reinv.len(), 1);
     assert!(String::from_utf8_lossy(&reinv[0].body).contains("a=sendonly"));

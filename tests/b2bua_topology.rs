@@ -33,16 +33,42 @@ fn legs_share_no_identifiers_or_addresses() {
     // anchors RTP (its c= line still names the carrier's media address).
     let head = |t: &str| t.split("\r\n\r\n").next().unwrap_or_default().to_string();
     for w in sim.wire_between(GW, DEST) {
-        let w = Wire { text: head(&w.text), ..w.clone() };
-        assert!(!w.text.contains(&a_call_id), "A Call-ID leaked to B: {}", w.text);
+        let w = Wire {
+            text: head(&w.text),
+            ..w.clone()
+        };
+        assert!(
+            !w.text.contains(&a_call_id),
+            "A Call-ID leaked to B: {}",
+            w.text
+        );
         assert!(!w.text.contains(&a_tag), "A tag leaked to B: {}", w.text);
-        assert!(!w.text.contains(carrier_ip), "carrier address leaked to B: {}", w.text);
-        assert!(!w.text.contains("carrier.example"), "Record-Route leaked to B: {}", w.text);
+        assert!(
+            !w.text.contains(carrier_ip),
+            "carrier address leaked to B: {}",
+            w.text
+        );
+        assert!(
+            !w.text.contains("carrier.example"),
+            "Record-Route leaked to B: {}",
+            w.text
+        );
     }
     for w in sim.wire_between(CARRIER, GW) {
-        let w = Wire { text: head(&w.text), ..w.clone() };
-        assert!(!w.text.contains(dest_ip), "destination address leaked to A: {}", w.text);
-        assert!(!w.text.contains("sip:phone@"), "destination Contact leaked to A: {}", w.text);
+        let w = Wire {
+            text: head(&w.text),
+            ..w.clone()
+        };
+        assert!(
+            !w.text.contains(dest_ip),
+            "destination address leaked to A: {}",
+            w.text
+        );
+        assert!(
+            !w.text.contains("sip:phone@"),
+            "destination Contact leaked to A: {}",
+            w.text
+        );
     }
     // The B leg's INVITE has exactly one Via: ours.
     let b_inv = &sim.uas[1].requests(Method::Invite)[0];

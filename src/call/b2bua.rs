@@ -176,8 +176,13 @@ impl B2bua {
     /// Ring timers that are due.
     pub fn handle_timeout(&mut self, tsx: &mut Transactions, now: Instant) {
         while let Some(id) = self.ring.pop_due(now) {
-            let Some(call) = self.calls.get_mut(&id) else { continue };
-            if let CallState::Calling { a_invite, b_invite, .. } = call.state {
+            let Some(call) = self.calls.get_mut(&id) else {
+                continue;
+            };
+            if let CallState::Calling {
+                a_invite, b_invite, ..
+            } = call.state
+            {
                 tracing::debug!(call = %id, "ring timeout");
                 tsx.cancel(b_invite, now);
                 let mut r = Response::to(&call_a_request(tsx, a_invite), 480);
@@ -248,12 +253,15 @@ impl B2bua {
     }
 
     fn on_new_invite(&mut self, id: TsxId, req: Request, tsx: &mut Transactions, now: Instant) {
-        let Some(from_peer) = tsx.peer(id) else { return };
+        let Some(from_peer) = tsx.peer(id) else {
+            return;
+        };
         if self.draining {
             let mut r = Response::to(&req, 503);
             r.set_to_tag(&self.rng.token(10));
             r.headers.push("Retry-After", "30");
-            r.headers.push("Reason", "SIP;cause=503;text=\"Node draining\"");
+            r.headers
+                .push("Reason", "SIP;cause=503;text=\"Node draining\"");
             tsx.send_response(id, r, now);
             metrics::counter!("hotline_calls_total", "outcome" => "draining").increment(1);
             return;
@@ -319,7 +327,11 @@ impl B2bua {
             std::net::SocketAddr::V6(v6) => format!("[{}]:{}", v6.ip(), v6.port()),
             v4 => v4.to_string(),
         };
-        let tparam = if b_transport == Transport::Tcp { ";transport=tcp" } else { "" };
+        let tparam = if b_transport == Transport::Tcp {
+            ";transport=tcp"
+        } else {
+            ""
+        };
         let mut b = Request::new(Method::Invite, format!("sip:{dialled}@{taddr}{tparam}"));
         let mf = req
             .max_forwards()
@@ -328,7 +340,10 @@ impl B2bua {
             .unwrap_or(70);
         let h = &mut b.headers;
         h.push("Max-Forwards", mf.to_string());
-        h.push("From", format!("<sip:{caller}@{host}>;tag={}", self.rng.token(12)));
+        h.push(
+            "From",
+            format!("<sip:{caller}@{host}>;tag={}", self.rng.token(12)),
+        );
         h.push("To", format!("<sip:{dialled}@{taddr}>"));
         h.push("Call-ID", self.rng.token(24));
         h.push("CSeq", "1 INVITE");
@@ -346,7 +361,8 @@ impl B2bua {
         let b_invite = tsx.send_request(b.clone(), b_peer.clone(), now);
         self.by_tsx.insert(id, (call_id, Role::AInvite));
         self.by_tsx.insert(b_invite, (call_id, Role::BInvite));
-        self.by_dialog.insert((a.call_id.clone(), a.local_tag.clone()), (call_id, Side::A));
+        self.by_dialog
+            .insert((a.call_id.clone(), a.local_tag.clone()), (call_id, Side::A));
         self.ring.set(call_id, now + self.config.sip.ring_timeout);
         self.stats.calls_started += 1;
         tracing::debug!(call = %call_id, %trunk, dialled, caller = %Pii::new(caller.as_str()), "call routed");
@@ -430,8 +446,14 @@ impl B2bua {
         now: Instant,
     ) {
         let contacts = self.contacts.clone();
-        let Some(call) = self.calls.get_mut(&cid) else { return };
-        let CallState::Confirmed { a_invite_pending_ack, b_ack_deferred, relays } = &mut call.state
+        let Some(call) = self.calls.get_mut(&cid) else {
+            return;
+        };
+        let CallState::Confirmed {
+            a_invite_pending_ack,
+            b_ack_deferred,
+            relays,
+        } = &mut call.state
         else {
             // Not (or no longer) answered on both sides.
             respond(tsx, id, &req, 491, now);
@@ -460,7 +482,9 @@ impl B2bua {
                 d.refresh_target(&req);
             }
         }
-        let Some(od) = call.dialog_mut(other) else { return };
+        let Some(od) = call.dialog_mut(other) else {
+            return;
+        };
         let mut out = od.request(req.method.clone(), &contact, None);
         // MEDIA HOOK: a re-INVITE's SDP (hold: sendonly/inactive) is relayed
         // as is; the media plane will rewrite it to our ports.
@@ -484,20 +508,35 @@ impl B2bua {
         self.by_tsx.insert(client, (cid, Role::RelayClient));
     }
 
-    fn on_ack(&mut self, invite: Option<TsxId>, ack: Request, tsx: &mut Transactions, now: Instant) {
+    fn on_ack(
+        &mut self,
+        invite: Option<TsxId>,
+        ack: Request,
+        tsx: &mut Transactions,
+        now: Instant,
+    ) {
         let Some(to_tag) = ack.to_tag() else { return };
         let key = (ack.call_id().unwrap_or_default().to_string(), to_tag);
         let Some((cid, side)) = self.by_dialog.get(&key).copied() else {
             return;
         };
         let contacts = self.contacts.clone();
-        let Some(call) = self.calls.get_mut(&cid) else { return };
+        let Some(call) = self.calls.get_mut(&cid) else {
+            return;
+        };
         let contact_b = contacts.get(call.b_peer.transport).to_string();
-        let CallState::Confirmed { a_invite_pending_ack, b_ack_deferred, relays } = &mut call.state
+        let CallState::Confirmed {
+            a_invite_pending_ack,
+            b_ack_deferred,
+            relays,
+        } = &mut call.state
         else {
             return;
         };
-        if side == Side::A && a_invite_pending_ack.is_some() && (invite.is_none() || invite == *a_invite_pending_ack) {
+        if side == Side::A
+            && a_invite_pending_ack.is_some()
+            && (invite.is_none() || invite == *a_invite_pending_ack)
+        {
             *a_invite_pending_ack = None;
             if let (Some(b_inv), Some(bd)) = (b_ack_deferred.take(), call.b.as_mut()) {
                 // Late offer: the caller's SDP answer travels in its ACK.
@@ -509,9 +548,14 @@ impl B2bua {
             return;
         }
         // The ACK for a relayed re-INVITE's 2xx.
-        if let Some(pos) = relays.iter().position(|r| r.invite && r.from == side && (invite.is_none() || invite == Some(r.server))) {
+        if let Some(pos) = relays.iter().position(|r| {
+            r.invite && r.from == side && (invite.is_none() || invite == Some(r.server))
+        }) {
             let relay = relays.remove(pos);
-            let cseq = tsx.request(relay.client).and_then(|r| r.cseq()).map(|c| c.0);
+            let cseq = tsx
+                .request(relay.client)
+                .and_then(|r| r.cseq())
+                .map(|c| c.0);
             let other = side.other();
             let contact = match call.dialog(other) {
                 Some(d) => contacts.get(d.peer.transport).to_string(),
@@ -526,10 +570,19 @@ impl B2bua {
     }
 
     fn on_cancelled(&mut self, invite: TsxId, tsx: &mut Transactions, now: Instant) {
-        let Some((cid, role)) = self.by_tsx.get(&invite).copied() else { return };
-        let Some(call) = self.calls.get_mut(&cid) else { return };
+        let Some((cid, role)) = self.by_tsx.get(&invite).copied() else {
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&cid) else {
+            return;
+        };
         match (role, &call.state) {
-            (Role::AInvite, CallState::Calling { a_invite, b_invite, .. }) if *a_invite == invite => {
+            (
+                Role::AInvite,
+                CallState::Calling {
+                    a_invite, b_invite, ..
+                },
+            ) if *a_invite == invite => {
                 let b_invite = *b_invite;
                 let mut r = Response::to(&call_a_request(tsx, invite), 487);
                 r.set_to_tag(&call.a.local_tag);
@@ -555,7 +608,9 @@ impl B2bua {
     // ----- responses -----
 
     fn on_response(&mut self, id: TsxId, resp: Response, tsx: &mut Transactions, now: Instant) {
-        let Some((cid, role)) = self.by_tsx.get(&id).copied() else { return };
+        let Some((cid, role)) = self.by_tsx.get(&id).copied() else {
+            return;
+        };
         match role {
             Role::BInvite => self.on_b_invite_response(cid, id, resp, tsx, now),
             Role::Bye => {
@@ -577,17 +632,28 @@ impl B2bua {
         now: Instant,
     ) {
         let contact_a = {
-            let Some(call) = self.calls.get(&cid) else { return };
+            let Some(call) = self.calls.get(&cid) else {
+                return;
+            };
             self.contact(call.a.peer.transport).to_string()
         };
         let contact_b = {
-            let Some(call) = self.calls.get(&cid) else { return };
+            let Some(call) = self.calls.get(&cid) else {
+                return;
+            };
             self.contact(call.b_peer.transport).to_string()
         };
-        let Some(call) = self.calls.get_mut(&cid) else { return };
+        let Some(call) = self.calls.get_mut(&cid) else {
+            return;
+        };
         match (&mut call.state, resp.status) {
             (_, 100) => {}
-            (CallState::Calling { a_invite, early, .. }, 101..=199) => {
+            (
+                CallState::Calling {
+                    a_invite, early, ..
+                },
+                101..=199,
+            ) => {
                 let a_invite = *a_invite;
                 *early = true;
                 let mut r = Response::to(&call_a_request(tsx, a_invite), resp.status);
@@ -598,7 +664,12 @@ impl B2bua {
                 copy_body(&resp, &mut r);
                 tsx.send_response(a_invite, r, now);
             }
-            (CallState::Calling { a_invite, b_invite, .. }, 200..=299) => {
+            (
+                CallState::Calling {
+                    a_invite, b_invite, ..
+                },
+                200..=299,
+            ) => {
                 let (a_invite, b_invite) = (*a_invite, *b_invite);
                 let mut bd = match Dialog::uac(&call.b_invite_req, &resp, call.b_peer.clone()) {
                     Ok(d) => d,
@@ -622,7 +693,8 @@ impl B2bua {
                     tsx.send_ack(b_invite, ack, now);
                     None
                 };
-                self.by_dialog.insert((bd.call_id.clone(), bd.local_tag.clone()), (cid, Side::B));
+                self.by_dialog
+                    .insert((bd.call_id.clone(), bd.local_tag.clone()), (cid, Side::B));
                 call.b = Some(bd);
                 let mut r = Response::to(&a_req, resp.status);
                 r.set_to_tag(&call.a.local_tag);
@@ -698,7 +770,9 @@ impl B2bua {
             return;
         }
         let contacts = self.contacts.clone();
-        let Some(call) = self.calls.get_mut(&cid) else { return };
+        let Some(call) = self.calls.get_mut(&cid) else {
+            return;
+        };
         let CallState::Confirmed { relays, .. } = &mut call.state else {
             return;
         };
@@ -713,7 +787,10 @@ impl B2bua {
         let mut r = Response::to(&server_req, resp.status);
         r.reason = resp.reason.clone();
         if relay.invite && (200..300).contains(&resp.status) {
-            let t = call.dialog(relay.from).map(|d| d.peer.transport).unwrap_or(Transport::Udp);
+            let t = call
+                .dialog(relay.from)
+                .map(|d| d.peer.transport)
+                .unwrap_or(Transport::Udp);
             r.headers.push("Contact", contacts.get(t).to_string());
             if let Some(d) = call.dialog_mut(relay.from.other()) {
                 d.refresh_target(&resp);
@@ -732,10 +809,14 @@ impl B2bua {
     // ----- failures -----
 
     fn on_timeout(&mut self, id: TsxId, tsx: &mut Transactions, now: Instant) {
-        let Some((cid, role)) = self.by_tsx.get(&id).copied() else { return };
+        let Some((cid, role)) = self.by_tsx.get(&id).copied() else {
+            return;
+        };
         match role {
             Role::BInvite => {
-                let Some(call) = self.calls.get_mut(&cid) else { return };
+                let Some(call) = self.calls.get_mut(&cid) else {
+                    return;
+                };
                 match &call.state {
                     CallState::Calling { a_invite, .. } => {
                         // RFC 3261 §17.1.1.2 Timer B: the destination never answered.
@@ -754,7 +835,9 @@ impl B2bua {
             }
             Role::Bye => self.bye_done(cid, id),
             Role::RelayClient => {
-                let Some(call) = self.calls.get_mut(&cid) else { return };
+                let Some(call) = self.calls.get_mut(&cid) else {
+                    return;
+                };
                 if let CallState::Confirmed { relays, .. } = &mut call.state {
                     if let Some(pos) = relays.iter().position(|r| r.client == id) {
                         let relay = relays.remove(pos);
@@ -769,11 +852,19 @@ impl B2bua {
     }
 
     fn on_ack_timeout(&mut self, id: TsxId, tsx: &mut Transactions, now: Instant) {
-        let Some((cid, role)) = self.by_tsx.get(&id).copied() else { return };
+        let Some((cid, role)) = self.by_tsx.get(&id).copied() else {
+            return;
+        };
         if role == Role::AInvite {
             // RFC 3261 §13.3.1.4: no ACK for our 2xx: end the call.
             if let Some(call) = self.calls.get(&cid) {
-                if matches!(&call.state, CallState::Confirmed { a_invite_pending_ack: Some(_), .. }) {
+                if matches!(
+                    &call.state,
+                    CallState::Confirmed {
+                        a_invite_pending_ack: Some(_),
+                        ..
+                    }
+                ) {
                     self.hang_up(cid, None, EndCause::NoAck, tsx, now);
                 }
             }
@@ -790,8 +881,13 @@ impl B2bua {
         tsx: &mut Transactions,
         now: Instant,
     ) {
-        let contacts = [self.contact(Transport::Udp).to_string(), self.contact(Transport::Tcp).to_string()];
-        let Some(call) = self.calls.get_mut(&cid) else { return };
+        let contacts = [
+            self.contact(Transport::Udp).to_string(),
+            self.contact(Transport::Tcp).to_string(),
+        ];
+        let Some(call) = self.calls.get_mut(&cid) else {
+            return;
+        };
         if let CallState::Confirmed { relays, .. } = &call.state {
             // Requests still being relayed will never complete usefully.
             for r in relays.clone() {
@@ -829,7 +925,9 @@ impl B2bua {
     }
 
     fn bye_done(&mut self, cid: CallId, id: TsxId) {
-        let Some(call) = self.calls.get_mut(&cid) else { return };
+        let Some(call) = self.calls.get_mut(&cid) else {
+            return;
+        };
         if let CallState::Terminating { byes, cause } = &mut call.state {
             byes.retain(|b| *b != id);
             if byes.is_empty() {
@@ -840,11 +938,15 @@ impl B2bua {
     }
 
     fn end(&mut self, cid: CallId, cause: EndCause) {
-        let Some(call) = self.calls.remove(&cid) else { return };
+        let Some(call) = self.calls.remove(&cid) else {
+            return;
+        };
         self.ring.cancel(cid);
-        self.by_dialog.remove(&(call.a.call_id.clone(), call.a.local_tag.clone()));
+        self.by_dialog
+            .remove(&(call.a.call_id.clone(), call.a.local_tag.clone()));
         if let Some(b) = &call.b {
-            self.by_dialog.remove(&(b.call_id.clone(), b.local_tag.clone()));
+            self.by_dialog
+                .remove(&(b.call_id.clone(), b.local_tag.clone()));
         }
         tracing::debug!(call = %cid, ?cause, "call ended");
         metrics::counter!("hotline_calls_total", "outcome" => outcome_label(&cause)).increment(1);
@@ -855,7 +957,9 @@ impl B2bua {
 
 /// The A leg's INVITE as received (the transaction layer keeps it).
 fn call_a_request(tsx: &Transactions, a_invite: TsxId) -> Request {
-    tsx.request(a_invite).cloned().unwrap_or_else(|| Request::new(Method::Invite, "sip:invalid"))
+    tsx.request(a_invite)
+        .cloned()
+        .unwrap_or_else(|| Request::new(Method::Invite, "sip:invalid"))
 }
 
 /// Answer a request with a bare status.

@@ -55,13 +55,21 @@ impl Dialog {
     /// put in our response.
     pub fn uas(req: &Request, local_tag: &str, peer: Peer) -> Result<Dialog, DialogError> {
         let call_id = req.call_id().ok_or(DialogError::Missing("Call-ID"))?;
-        let from = req.headers.get(Hdr::From).ok_or(DialogError::Missing("From"))?;
+        let from = req
+            .headers
+            .get(Hdr::From)
+            .ok_or(DialogError::Missing("From"))?;
         let to = req.headers.get(Hdr::To).ok_or(DialogError::Missing("To"))?;
         let remote_tag = req.from_tag().unwrap_or_default();
         let (cseq, _) = req.cseq().ok_or(DialogError::Missing("CSeq"))?;
         let remote_target = contact_uri(req).ok_or(DialogError::Missing("Contact"))?;
         // §12.1.1: the route set is the Record-Route list, in order.
-        let route_set = req.headers.elements(Hdr::RecordRoute).into_iter().map(str::to_string).collect();
+        let route_set = req
+            .headers
+            .elements(Hdr::RecordRoute)
+            .into_iter()
+            .map(str::to_string)
+            .collect();
         Ok(Dialog {
             call_id: call_id.to_string(),
             local_tag: local_tag.to_string(),
@@ -80,15 +88,25 @@ impl Dialog {
     /// a 1xx with a To tag).
     pub fn uac(req: &Request, resp: &Response, peer: Peer) -> Result<Dialog, DialogError> {
         let call_id = req.call_id().ok_or(DialogError::Missing("Call-ID"))?;
-        let from = req.headers.get(Hdr::From).ok_or(DialogError::Missing("From"))?;
-        let to = resp.headers.get(Hdr::To).ok_or(DialogError::Missing("To"))?;
+        let from = req
+            .headers
+            .get(Hdr::From)
+            .ok_or(DialogError::Missing("From"))?;
+        let to = resp
+            .headers
+            .get(Hdr::To)
+            .ok_or(DialogError::Missing("To"))?;
         let local_tag = req.from_tag().ok_or(DialogError::Missing("From tag"))?;
         let remote_tag = resp.to_tag().unwrap_or_default();
         let (cseq, _) = req.cseq().ok_or(DialogError::Missing("CSeq"))?;
         let remote_target = contact_uri(resp).ok_or(DialogError::Missing("Contact"))?;
         // §12.1.2: the route set is the Record-Route list, reversed.
-        let mut route_set: Vec<String> =
-            resp.headers.elements(Hdr::RecordRoute).into_iter().map(str::to_string).collect();
+        let mut route_set: Vec<String> = resp
+            .headers
+            .elements(Hdr::RecordRoute)
+            .into_iter()
+            .map(str::to_string)
+            .collect();
         route_set.reverse();
         Ok(Dialog {
             call_id: call_id.to_string(),
@@ -107,7 +125,12 @@ impl Dialog {
     /// A new in-dialog request (RFC 3261 §12.2.1.1). CSeq advances except
     /// for ACK and CANCEL, which reuse the INVITE's number (pass it in
     /// `cseq_override`).
-    pub fn request(&mut self, method: Method, contact: &str, cseq_override: Option<u32>) -> Request {
+    pub fn request(
+        &mut self,
+        method: Method,
+        contact: &str,
+        cseq_override: Option<u32>,
+    ) -> Request {
         let cseq = match cseq_override {
             Some(n) => n,
             None => {
@@ -125,7 +148,10 @@ impl Dialog {
         h.push("To", self.remote_header.clone());
         h.push("Call-ID", self.call_id.clone());
         h.push("CSeq", format!("{cseq} {method}"));
-        if matches!(method, Method::Invite | Method::Update | Method::Refer | Method::Notify) {
+        if matches!(
+            method,
+            Method::Invite | Method::Update | Method::Refer | Method::Notify
+        ) {
             h.push("Contact", contact.to_string());
         }
         r
@@ -135,7 +161,9 @@ impl Dialog {
     /// last one is out of order (answer 500). ACK and CANCEL carry the
     /// INVITE's number and are not checked.
     pub fn accept_remote_cseq(&mut self, req: &Request) -> bool {
-        let Some((n, m)) = req.cseq() else { return false };
+        let Some((n, m)) = req.cseq() else {
+            return false;
+        };
         if matches!(m, Method::Ack | Method::Cancel) {
             return true;
         }
@@ -178,7 +206,8 @@ mod tests {
         }
     }
 
-    const INV: &str = "INVITE sip:12345@gw SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1\r\n\
+    const INV: &str =
+        "INVITE sip:12345@gw SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1\r\n\
 Record-Route: <sip:p1;lr>, <sip:p2;lr>\r\nFrom: <sip:138@c>;tag=ft\r\nTo: <sip:12345@gw>\r\n\
 Call-ID: cid\r\nCSeq: 7 INVITE\r\nContact: <sip:138@10.0.0.1:5060>\r\nContent-Length: 0\r\n\r\n";
 
@@ -202,9 +231,13 @@ Call-ID: cid\r\nCSeq: 7 INVITE\r\nContact: <sip:138@10.0.0.1:5060>\r\nContent-Le
     fn remote_cseq_must_increase() {
         let r = req(INV);
         let mut d = Dialog::uas(&r, "lt", peer()).unwrap();
-        let bye = req(&INV.replace("CSeq: 7 INVITE", "CSeq: 7 BYE").replace("INVITE sip", "BYE sip"));
+        let bye = req(&INV
+            .replace("CSeq: 7 INVITE", "CSeq: 7 BYE")
+            .replace("INVITE sip", "BYE sip"));
         assert!(!d.accept_remote_cseq(&bye));
-        let bye8 = req(&INV.replace("CSeq: 7 INVITE", "CSeq: 8 BYE").replace("INVITE sip", "BYE sip"));
+        let bye8 = req(&INV
+            .replace("CSeq: 7 INVITE", "CSeq: 8 BYE")
+            .replace("INVITE sip", "BYE sip"));
         assert!(d.accept_remote_cseq(&bye8));
     }
 }

@@ -278,7 +278,7 @@ impl GatewayConfig {
     }
 
     /// The TOML the gateway is started with.
-    pub fn to_toml(&self, name: &str, data_dir: &Path) -> String {
+    pub fn to_toml(&self, _name: &str, data_dir: &Path) -> String {
         format!(
             r#"# written by tests/common/e2e.rs
 [node]

@@ -86,12 +86,24 @@ impl Client {
                     ctx.disarm(id, Timer::F);
                     self.state = State::Completed;
                     if self.peer.transport.is_reliable() {
-                        self.event(ctx, TsxEvent::Response { tsx: id, response: resp });
+                        self.event(
+                            ctx,
+                            TsxEvent::Response {
+                                tsx: id,
+                                response: resp,
+                            },
+                        );
                         return Next::Terminate;
                     }
                     ctx.arm(id, Timer::K, now + ctx.cfg.t4);
                 }
-                self.event(ctx, TsxEvent::Response { tsx: id, response: resp });
+                self.event(
+                    ctx,
+                    TsxEvent::Response {
+                        tsx: id,
+                        response: resp,
+                    },
+                );
                 Next::Stay
             }
             // Retransmitted responses are absorbed.
@@ -151,7 +163,11 @@ mod tests {
             t += 4000;
             expect.push(t);
         }
-        let es: Vec<_> = fired.iter().filter(|f| f.1 == Timer::E).map(|f| f.0).collect();
+        let es: Vec<_> = fired
+            .iter()
+            .filter(|f| f.1 == Timer::E)
+            .map(|f| f.0)
+            .collect();
         assert_eq!(es, expect);
         assert_eq!(fired.last(), Some(&(32000, Timer::F)));
         assert_eq!(h.tsxs.retransmissions(), expect.len() as u64);
@@ -166,7 +182,11 @@ mod tests {
         let mut h = Harness::new();
         let _ = h.tsxs.send_request(options_out(), udp_peer(), h.t0);
         let req = h.sent_request();
-        h.tsxs.handle_response(resp_for(&req, 100, None), udp_peer(), h.t0 + Duration::from_millis(100));
+        h.tsxs.handle_response(
+            resp_for(&req, 100, None),
+            udp_peer(),
+            h.t0 + Duration::from_millis(100),
+        );
         assert_eq!(h.events().len(), 1);
         // E still due at T1, then every T2.
         let (at, _, t) = h.tsxs.poll_timeout().unwrap();
@@ -183,8 +203,13 @@ mod tests {
         let req = h.sent_request();
         let ok = resp_for(&req, 200, Some("t"));
         h.tsxs.handle_response(ok.clone(), udp_peer(), h.t0);
-        assert!(matches!(&h.events()[..], [TsxEvent::Response { response, .. }] if response.status == 200));
-        assert_eq!(h.tsxs.poll_timeout(), Some((h.t0 + Duration::from_secs(5), tsx, Timer::K)));
+        assert!(
+            matches!(&h.events()[..], [TsxEvent::Response { response, .. }] if response.status == 200)
+        );
+        assert_eq!(
+            h.tsxs.poll_timeout(),
+            Some((h.t0 + Duration::from_secs(5), tsx, Timer::K))
+        );
         h.tsxs.handle_response(ok, udp_peer(), h.t0);
         assert!(h.events().is_empty());
         assert_eq!(h.tsxs.stray_responses(), 0);
@@ -198,7 +223,8 @@ mod tests {
         let tsx = h.tsxs.send_request(options_out(), tcp_peer(), h.t0);
         let req = h.sent_request();
         assert_eq!(h.tsxs.poll_timeout().map(|t| t.2), Some(Timer::F));
-        h.tsxs.handle_response(resp_for(&req, 404, Some("t")), tcp_peer(), h.t0);
+        h.tsxs
+            .handle_response(resp_for(&req, 404, Some("t")), tcp_peer(), h.t0);
         let ev = h.events();
         assert_eq!(ev.len(), 2);
         assert_eq!(ev[1], TsxEvent::Terminated { tsx });
@@ -212,14 +238,26 @@ mod tests {
         for _ in 0..50 {
             let tsx = h.tsxs.send_request(options_out(), tcp_peer(), h.t0);
             let req = h.sent_request();
-            h.tsxs.handle_response(resp_for(&req, 200, None), tcp_peer(), h.t0);
+            h.tsxs
+                .handle_response(resp_for(&req, 200, None), tcp_peer(), h.t0);
             assert!(seen.insert(tsx));
         }
-        h.tsxs.handle_request(options_in("z9hG4bKsrv"), udp_from(), h.t0);
-        let Some(TsxEvent::Request { tsx, .. }) = h.events().into_iter().find(|e| matches!(e, TsxEvent::Request { .. })) else {
+        h.tsxs
+            .handle_request(options_in("z9hG4bKsrv"), udp_from(), h.t0);
+        let Some(TsxEvent::Request { tsx, .. }) = h
+            .events()
+            .into_iter()
+            .find(|e| matches!(e, TsxEvent::Request { .. }))
+        else {
             panic!()
         };
         assert!(seen.insert(tsx));
-        assert!(h.tsxs.is_empty() || h.tsxs.len() == 1);
+        // A retransmission does not use up an id.
+        h.tsxs
+            .handle_request(options_in("z9hG4bKsrv"), udp_from(), h.t0);
+        h.tsxs
+            .handle_request(options_in("z9hG4bKsrv2"), udp_from(), h.t0);
+        let next = h.new_request();
+        assert_eq!(next.0, tsx.0 + 1);
     }
 }

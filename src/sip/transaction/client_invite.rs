@@ -1,5 +1,5 @@
 //! INVITE client transaction: RFC 3261 §17.1.1 with the Accepted state of
-//! RFC 6026 §7.2, plus CANCEL construction (§9.1) and the ACK of a non-2xx
+//! RFC 6026, plus CANCEL construction (§9.1) and the ACK of a non-2xx
 //! (§17.1.1.3).
 //!
 //! ```text
@@ -246,7 +246,11 @@ impl ClientInvite {
     /// Call-ID, From, To, CSeq number and top Via (so the same branch);
     /// Route copied; Max-Forwards 70.
     pub fn build_cancel(&self) -> Request {
-        build_like(&self.request, Method::Cancel, self.request.headers.get(Hdr::To))
+        build_like(
+            &self.request,
+            Method::Cancel,
+            self.request.headers.get(Hdr::To),
+        )
     }
 }
 
@@ -281,7 +285,7 @@ fn build_like(invite: &Request, method: Method, to: Option<&str>) -> Request {
 
 #[cfg(test)]
 mod tests {
-    //! RFC 3261 §17.1.1 (INVITE client transaction), RFC 6026 §7.2
+    //! RFC 3261 §17.1.1 (INVITE client transaction), RFC 6026
     //! (Accepted), §9.1 (CANCEL).
     use super::super::testkit::*;
     use super::super::*;
@@ -295,7 +299,10 @@ mod tests {
         let sent = h.transmits();
         assert_eq!(sent.len(), 1);
         let via = top_via_of(&sent[0]);
-        assert!(via.starts_with("SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK"), "{via}");
+        assert!(
+            via.starts_with("SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK"),
+            "{via}"
+        );
         assert!(via.ends_with(";rport"));
         // A fires at T1, 3T1, 7T1, 15T1, 31T1, 63T1; B at 64T1.
         let mut fired = Vec::new();
@@ -336,11 +343,15 @@ mod tests {
         let mut h = Harness::new();
         let tsx = h.tsxs.send_request(invite_out(), udp_peer(), h.t0);
         let req = h.sent_request();
-        h.tsxs.handle_response(resp_for(&req, 180, Some("uas")), udp_peer(), h.t0);
-        assert!(matches!(&h.events()[..], [TsxEvent::Response { tsx: t, response }] if *t == tsx && response.status == 180));
+        h.tsxs
+            .handle_response(resp_for(&req, 180, Some("uas")), udp_peer(), h.t0);
+        assert!(
+            matches!(&h.events()[..], [TsxEvent::Response { tsx: t, response }] if *t == tsx && response.status == 180)
+        );
         assert_eq!(h.tsxs.poll_timeout(), None);
         // Every 1xx is passed up.
-        h.tsxs.handle_response(resp_for(&req, 183, Some("uas")), udp_peer(), h.t0);
+        h.tsxs
+            .handle_response(resp_for(&req, 183, Some("uas")), udp_peer(), h.t0);
         assert_eq!(h.events().len(), 1);
     }
 
@@ -349,8 +360,10 @@ mod tests {
         let mut h = Harness::new();
         let tsx = h.tsxs.send_request(invite_with_route(), udp_peer(), h.t0);
         let req = h.sent_request();
-        h.tsxs.handle_response(resp_for(&req, 100, None), udp_peer(), h.t0);
-        h.tsxs.handle_response(resp_for(&req, 486, Some("busy")), udp_peer(), h.t0);
+        h.tsxs
+            .handle_response(resp_for(&req, 100, None), udp_peer(), h.t0);
+        h.tsxs
+            .handle_response(resp_for(&req, 486, Some("busy")), udp_peer(), h.t0);
         let sent = h.transmits();
         assert_eq!(sent.len(), 1);
         let ack = parse_request(&sent[0]);
@@ -362,15 +375,22 @@ mod tests {
         assert_eq!(ack.from_tag(), req.from_tag());
         assert_eq!(ack.call_id(), req.call_id());
         assert_eq!(ack.cseq(), Some((req.cseq().unwrap().0, Method::Ack)));
-        assert_eq!(ack.headers.all(Hdr::Route).collect::<Vec<_>>(), req.headers.all(Hdr::Route).collect::<Vec<_>>());
+        assert_eq!(
+            ack.headers.all(Hdr::Route).collect::<Vec<_>>(),
+            req.headers.all(Hdr::Route).collect::<Vec<_>>()
+        );
         let ev = h.events();
         assert_eq!(ev.len(), 2);
         assert!(matches!(&ev[1], TsxEvent::Response { response, .. } if response.status == 486));
         // The retransmitted final: ACK again, nothing passed up.
-        h.tsxs.handle_response(resp_for(&req, 486, Some("busy")), udp_peer(), h.t0);
+        h.tsxs
+            .handle_response(resp_for(&req, 486, Some("busy")), udp_peer(), h.t0);
         assert_eq!(h.transmits()[0].data, sent[0].data);
         assert!(h.events().is_empty());
-        assert_eq!(h.tsxs.poll_timeout(), Some((h.t0 + Duration::from_secs(32), tsx, Timer::D)));
+        assert_eq!(
+            h.tsxs.poll_timeout(),
+            Some((h.t0 + Duration::from_secs(32), tsx, Timer::D))
+        );
         h.advance(Duration::from_secs(32));
         assert_eq!(h.events(), vec![TsxEvent::Terminated { tsx }]);
     }
@@ -380,7 +400,8 @@ mod tests {
         let mut h = Harness::new();
         let tsx = h.tsxs.send_request(invite_out(), tcp_peer(), h.t0);
         let req = h.sent_request();
-        h.tsxs.handle_response(resp_for(&req, 603, Some("x")), tcp_peer(), h.t0);
+        h.tsxs
+            .handle_response(resp_for(&req, 603, Some("x")), tcp_peer(), h.t0);
         assert_eq!(h.transmits().len(), 1); // the ACK
         let ev = h.events();
         assert_eq!(ev.last(), Some(&TsxEvent::Terminated { tsx }));
@@ -388,24 +409,34 @@ mod tests {
     }
 
     #[test]
-    fn rfc6026_7_2_2xx_enters_accepted_retransmitted_2xx_gets_stored_ack_timer_m() {
+    fn rfc6026_client_2xx_enters_accepted_retransmitted_2xx_gets_stored_ack_timer_m() {
         let mut h = Harness::new();
         let tsx = h.tsxs.send_request(invite_out(), udp_peer(), h.t0);
         let req = h.sent_request();
         let ok = resp_for(&req, 200, Some("dlg1"));
         h.tsxs.handle_response(ok.clone(), udp_peer(), h.t0);
-        assert!(matches!(&h.events()[..], [TsxEvent::Response { response, .. }] if response.status == 200));
-        assert!(h.transmits().is_empty(), "the layer does not ACK a 2xx by itself");
-        assert_eq!(h.tsxs.poll_timeout(), Some((h.t0 + Duration::from_secs(32), tsx, Timer::M)));
+        assert!(
+            matches!(&h.events()[..], [TsxEvent::Response { response, .. }] if response.status == 200)
+        );
+        assert!(
+            h.transmits().is_empty(),
+            "the layer does not ACK a 2xx by itself"
+        );
+        assert_eq!(
+            h.tsxs.poll_timeout(),
+            Some((h.t0 + Duration::from_secs(32), tsx, Timer::M))
+        );
         let mut ack = Request::new(Method::Ack, "sip:callee@198.51.100.7");
-        ack.headers.push("Via", "SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKack1");
+        ack.headers
+            .push("Via", "SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKack1");
         ack.headers.push("To", "<sip:callee@example.net>;tag=dlg1");
         h.tsxs.send_ack(tsx, ack.clone(), h.t0);
         let first = h.transmits();
         assert_eq!(first.len(), 1);
         assert_eq!(first[0].destination, udp_peer().addr);
         // The 2xx again: the stored ACK, not passed up.
-        h.tsxs.handle_response(ok.clone(), udp_peer(), h.t0 + Duration::from_millis(500));
+        h.tsxs
+            .handle_response(ok.clone(), udp_peer(), h.t0 + Duration::from_millis(500));
         assert_eq!(h.transmits()[0].data, first[0].data);
         assert!(h.events().is_empty());
         assert_eq!(h.tsxs.retransmissions(), 1);
@@ -426,14 +457,18 @@ mod tests {
         let mut h = Harness::new();
         let tsx = h.tsxs.send_request(invite_out(), udp_peer(), h.t0);
         let req = h.sent_request();
-        h.tsxs.handle_response(resp_for(&req, 200, Some("d")), udp_peer(), h.t0);
+        h.tsxs
+            .handle_response(resp_for(&req, 200, Some("d")), udp_peer(), h.t0);
         let mut ack = Request::new(Method::Ack, "sip:callee@198.51.100.7");
         ack.headers.push("To", "<sip:callee@example.net>;tag=d");
         h.tsxs.send_ack(tsx, ack, h.t0);
         let a = parse_request(&h.transmits()[0]);
         let via = a.top_via().unwrap().unwrap();
         let branch = via.rfc3261_branch().unwrap().to_owned();
-        assert_ne!(Some(branch.as_str()), req.top_via().unwrap().unwrap().branch.as_deref());
+        assert_ne!(
+            Some(branch.as_str()),
+            req.top_via().unwrap().unwrap().branch.as_deref()
+        );
     }
 
     #[test]
@@ -444,7 +479,8 @@ mod tests {
         assert!(h.tsxs.cancel(tsx, h.t0));
         assert!(h.transmits().is_empty(), "no CANCEL before a provisional");
         assert!(h.tsxs.cancel(tsx, h.t0), "repeating is harmless");
-        h.tsxs.handle_response(resp_for(&req, 180, Some("r")), udp_peer(), h.t0);
+        h.tsxs
+            .handle_response(resp_for(&req, 180, Some("r")), udp_peer(), h.t0);
         let sent = h.transmits();
         assert_eq!(sent.len(), 1);
         let c = parse_request(&sent[0]);
@@ -461,12 +497,16 @@ mod tests {
         assert_eq!(sent[0].destination, udp_peer().addr);
         assert_eq!(h.tsxs.len(), 2);
         // The CANCEL is the layer's own: its 200 produces no event.
-        h.tsxs.handle_response(resp_for(&c, 200, Some("r")), udp_peer(), h.t0);
+        h.tsxs
+            .handle_response(resp_for(&c, 200, Some("r")), udp_peer(), h.t0);
         let ev = h.events();
         assert!(matches!(&ev[..], [TsxEvent::Response { response, .. }] if response.status == 180));
         // The 487 on the INVITE: ACKed, passed up.
-        h.tsxs.handle_response(resp_for(&req, 487, Some("r")), udp_peer(), h.t0);
-        assert!(matches!(&h.events()[..], [TsxEvent::Response { tsx: t, response }] if *t == tsx && response.status == 487));
+        h.tsxs
+            .handle_response(resp_for(&req, 487, Some("r")), udp_peer(), h.t0);
+        assert!(
+            matches!(&h.events()[..], [TsxEvent::Response { tsx: t, response }] if *t == tsx && response.status == 487)
+        );
         assert_eq!(parse_request(&h.transmits()[0]).method, Method::Ack);
         assert!(!h.tsxs.cancel(tsx, h.t0), "final already received");
     }
@@ -476,7 +516,8 @@ mod tests {
         let mut h = Harness::new();
         let tsx = h.tsxs.send_request(invite_out(), udp_peer(), h.t0);
         let req = h.sent_request();
-        h.tsxs.handle_response(resp_for(&req, 100, None), udp_peer(), h.t0);
+        h.tsxs
+            .handle_response(resp_for(&req, 100, None), udp_peer(), h.t0);
         h.events();
         let t1 = h.t0 + Duration::from_secs(10);
         assert!(h.tsxs.cancel(tsx, t1));
@@ -495,7 +536,8 @@ mod tests {
         let tsx = h.tsxs.send_request(invite_out(), udp_peer(), h.t0);
         let req = h.sent_request();
         assert!(h.tsxs.cancel(tsx, h.t0));
-        h.tsxs.handle_response(resp_for(&req, 200, Some("x")), udp_peer(), h.t0);
+        h.tsxs
+            .handle_response(resp_for(&req, 200, Some("x")), udp_peer(), h.t0);
         assert!(h.transmits().is_empty());
         assert_eq!(h.tsxs.len(), 1);
         assert!(!h.tsxs.cancel(tsx, h.t0));
@@ -517,7 +559,11 @@ mod tests {
         h.tsxs.handle_response(wrong_branch, udp_peer(), h.t0);
         // §18.1.2: a top Via that is not ours is discarded.
         let mut not_ours = resp_for(&req, 180, None);
-        let v = not_ours.headers.get(Hdr::Via).unwrap().replace("192.0.2.10", "192.0.2.99");
+        let v = not_ours
+            .headers
+            .get(Hdr::Via)
+            .unwrap()
+            .replace("192.0.2.10", "192.0.2.99");
         not_ours.headers.set("Via", v);
         h.tsxs.handle_response(not_ours, udp_peer(), h.t0);
         let mut no_via = resp_for(&req, 180, None);

@@ -1,5 +1,5 @@
 //! What the transaction layer reads from a message, read once, and the keys
-//! it matches on (RFC 3261 §17.1.3, §17.2.3, RFC 6026 §8.7).
+//! it matches on (RFC 3261 §17.1.3, §17.2.3, RFC 6026).
 //!
 //! The scanners here borrow from already-validated messages and allocate
 //! nothing. They exist because going through the vendor parser for the top
@@ -8,7 +8,6 @@
 //! agree with [`crate::sip::msg::Via::parse`] and [`NameAddr`](crate::sip::msg::NameAddr).
 
 use crate::sip::msg::{Hdr, Headers, Method, MAGIC_COOKIE};
-use std::fmt::Write as _;
 
 /// The topmost Via element, borrowed (RFC 3261 §20.42, RFC 3581).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,7 +32,7 @@ impl<'a> TopVia<'a> {
     /// The topmost Via of a header list; `None` if absent or malformed.
     pub fn of(headers: &'a Headers) -> Option<TopVia<'a>> {
         let line = headers.get(Hdr::Via)?;
-        parse_via(first_element(line).trim())
+        parse_via(first_element(line).trim_ascii())
     }
 
     /// The branch if it carries the RFC 3261 magic cookie.
@@ -44,43 +43,90 @@ impl<'a> TopVia<'a> {
 
 /// The first element of a comma-separated header value.
 pub(crate) fn first_element(v: &str) -> &str {
-    let (mut quoted, mut escape) = (false, false);
-    for (i, b) in v.bytes().enumerate() {
-        if escape {
-            escape = false;
-            continue;
-        }
-        match b {
-            b'\\' if quoted => escape = true,
-            b'"' => quoted = !quoted,
-            b',' if !quoted => return &v[..i],
-            _ => {}
+    let b = v.as_bytes();
+    match b.iter().position(|&c| c == b',' || c == b'"') {
+        None => v,
+        Some(i) if b[i] == b',' => &v[..i],
+        // A quoted string before any comma: skip commas inside quotes.
+        Some(_) => {
+            let (mut quoted, mut escape) = (false, false);
+            for (i, &c) in b.iter().enumerate() {
+                if escape {
+                    escape = false;
+                    continue;
+                }
+                match c {
+                    b'\\' if quoted => escape = true,
+                    b'"' => quoted = !quoted,
+                    b',' if !quoted => return &v[..i],
+                    _ => {}
+                }
+            }
+            v
         }
     }
-    v
+}
+
+/// Position of the first `c` in `s` at or after `from`, else `s.len()`.
+/// Splitting at an ASCII byte always lands on a char boundary.
+fn find_byte(s: &str, from: usize, c: u8) -> usize {
+    s.as_bytes()[from..]
+        .iter()
+        .position(|&x| x == c)
+        .map_or(s.len(), |i| from + i)
+}
+
+/// Calls `f(name, value)` for each `;`-separated `name[=value]`, trimmed.
+/// `f` returns `Some` to stop early.
+fn each_param<'a, T>(
+    params: &'a str,
+    mut f: impl FnMut(&'a str, Option<&'a str>) -> Option<T>,
+) -> Option<T> {
+    let mut start = 0;
+    while start <= params.len() {
+        let end = find_byte(params, start, b';');
+        let p = &params[start..end];
+        let eq = find_byte(p, 0, b'=');
+        let (k, v) = if eq == p.len() {
+            (p.trim_ascii(), None)
+        } else {
+            (p[..eq].trim_ascii(), Some(p[eq + 1..].trim_ascii()))
+        };
+        if let Some(t) = f(k, v) {
+            return Some(t);
+        }
+        start = end + 1;
+    }
+    None
 }
 
 fn parse_via(text: &str) -> Option<TopVia<'_>> {
     // sent-protocol = protocol-name SLASH protocol-version SLASH transport
-    let (name, rest) = text.split_once('/')?;
-    let (version, rest) = rest.split_once('/')?;
-    if !name.trim().eq_ignore_ascii_case("SIP") || version.trim() != "2.0" {
-        return None;
-    }
-    let rest = rest.trim_start();
+    let b = text.as_bytes();
+    let rest = if b.len() > 8 && b[..4].eq_ignore_ascii_case(b"SIP/") && &b[4..8] == b"2.0/" {
+        &text[8..]
+    } else {
+        // LWS around the slashes (RFC 3261 §25.1 SLASH).
+        let (name, rest) = text.split_once('/')?;
+        let (version, rest) = rest.split_once('/')?;
+        if !name.trim_ascii().eq_ignore_ascii_case("SIP") || version.trim_ascii() != "2.0" {
+            return None;
+        }
+        rest
+    };
+    let rest = rest.trim_ascii_start();
     let t_end = rest
-        .find(|c: char| c.is_ascii_whitespace())
+        .as_bytes()
+        .iter()
+        .position(|c| c.is_ascii_whitespace())
         .unwrap_or(rest.len());
     let transport = &rest[..t_end];
     if transport.is_empty() {
         return None;
     }
-    let rest = rest[t_end..].trim_start();
-    let (sent_by, params) = match rest.find(';') {
-        Some(i) => (rest[..i].trim(), &rest[i + 1..]),
-        None => (rest.trim(), ""),
-    };
-    let (host, port) = split_host_port(sent_by)?;
+    let rest = rest[t_end..].trim_ascii_start();
+    let semi = find_byte(rest, 0, b';');
+    let (host, port) = split_host_port(rest[..semi].trim_ascii())?;
     let mut via = TopVia {
         text,
         transport,
@@ -90,26 +136,30 @@ fn parse_via(text: &str) -> Option<TopVia<'_>> {
         received: None,
         rport: None,
     };
-    if params.is_empty() {
+    if semi == rest.len() {
         return Some(via);
     }
-    for p in params.split(';') {
-        let (k, v) = match p.split_once('=') {
-            Some((k, v)) => (k.trim(), Some(v.trim())),
-            None => (p.trim(), None),
-        };
+    let mut bad = false;
+    each_param::<()>(&rest[semi + 1..], |k, v| {
         if k.eq_ignore_ascii_case("branch") {
             via.branch = v.filter(|b| !b.is_empty());
         } else if k.eq_ignore_ascii_case("received") {
             via.received = v.filter(|r| !r.is_empty());
         } else if k.eq_ignore_ascii_case("rport") {
-            via.rport = Some(match v {
-                None | Some("") => None,
-                Some(p) => Some(p.parse().ok()?),
-            });
+            via.rport = match v {
+                None | Some("") => Some(None),
+                Some(p) => match p.parse() {
+                    Ok(p) => Some(Some(p)),
+                    Err(_) => {
+                        bad = true;
+                        return Some(());
+                    }
+                },
+            };
         }
-    }
-    Some(via)
+        None
+    });
+    (!bad).then_some(via)
 }
 
 /// `host[:port]`, IPv6 references in brackets.
@@ -118,21 +168,28 @@ fn split_host_port(s: &str) -> Option<(&str, Option<u16>)> {
         return None;
     }
     if let Some(inner) = s.strip_prefix('[') {
-        let close = inner.find(']')?;
+        let close = find_byte(inner, 0, b']');
+        if close == inner.len() {
+            return None;
+        }
         let host = &inner[..close];
         let after = &inner[close + 1..];
         if after.is_empty() {
             return Some((host, None));
         }
-        let port = after.strip_prefix(':')?.trim().parse().ok()?;
+        let port = after.strip_prefix(':')?.trim_ascii().parse().ok()?;
         return Some((host, Some(port)));
     }
-    match s.split_once(':') {
-        None => Some((s, None)),
-        Some((h, p)) if !p.contains(':') => Some((h.trim(), Some(p.trim().parse().ok()?))),
-        // A bare IPv6 literal (not valid in a Via, tolerated).
-        Some(_) => Some((s, None)),
+    let colon = find_byte(s, 0, b':');
+    if colon == s.len() {
+        return Some((s, None));
     }
+    let p = &s[colon + 1..];
+    if find_byte(p, 0, b':') != p.len() {
+        // A bare IPv6 literal (not valid in a Via, tolerated).
+        return Some((s, None));
+    }
+    Some((s[..colon].trim_ascii(), Some(p.trim_ascii().parse().ok()?)))
 }
 
 /// The `tag` parameter of a From/To value (RFC 3261 §19.3), borrowed.
@@ -142,9 +199,7 @@ pub(crate) fn tag(value: &str) -> Option<&str> {
     let bytes = value.as_bytes();
     let (mut quoted, mut escape) = (false, false);
     let mut params_at = None;
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
+    for (i, &b) in bytes.iter().enumerate() {
         if escape {
             escape = false;
         } else if quoted {
@@ -157,7 +212,10 @@ pub(crate) fn tag(value: &str) -> Option<&str> {
             match b {
                 b'"' => quoted = true,
                 b'<' => {
-                    let close = value[i..].find('>')? + i;
+                    let close = find_byte(value, i, b'>');
+                    if close == value.len() {
+                        return None;
+                    }
                     params_at = Some(close + 1);
                     break;
                 }
@@ -168,14 +226,15 @@ pub(crate) fn tag(value: &str) -> Option<&str> {
                 _ => {}
             }
         }
-        i += 1;
     }
     let params = &value[params_at?..];
-    params.split(';').find_map(|p| {
-        let (k, v) = p.split_once('=')?;
-        (k.trim().eq_ignore_ascii_case("tag"))
-            .then(|| v.trim())
-            .filter(|v| !v.is_empty())
+    let params = params.strip_prefix(';').unwrap_or(params);
+    each_param(params, |k, v| {
+        if k.eq_ignore_ascii_case("tag") {
+            v.filter(|v| !v.is_empty())
+        } else {
+            None
+        }
     })
 }
 
@@ -186,8 +245,33 @@ pub(crate) fn header_tag(headers: &Headers, kind: Hdr) -> Option<&str> {
 
 /// The Call-ID, trimmed.
 pub(crate) fn call_id(headers: &Headers) -> Option<&str> {
-    headers.get(Hdr::CallId).map(str::trim)
+    headers.get(Hdr::CallId).map(str::trim_ascii)
 }
+
+/// A hasher for ids we hand out ourselves (never chosen by a peer, so no
+/// flooding risk): one multiply instead of SipHash.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(26) ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// A map keyed by our own ids.
+pub(crate) type IdMap<K, V> =
+    std::collections::HashMap<K, V, std::hash::BuildHasherDefault<IdHasher>>;
 
 /// Key of a server transaction (RFC 3261 §17.2.3), one string so that a
 /// lookup hashes once. ACK is keyed as the INVITE it acknowledges; a CANCEL
@@ -204,7 +288,8 @@ impl ServerKey {
         s.push('\n');
         s.push_str(via.host);
         if let Some(p) = via.port {
-            let _ = write!(s, ":{p}");
+            s.push(':');
+            push_u32(&mut s, p.into());
         }
         s.push('\n');
         s.push_str(key_method(method));
@@ -225,11 +310,30 @@ impl ServerKey {
         s.push_str(r.from_tag);
         s.push('\n');
         s.push_str(r.call_id);
-        let _ = write!(s, "\n{}\n", r.cseq);
+        s.push('\n');
+        push_u32(&mut s, r.cseq);
+        s.push('\n');
         s.push_str(r.via);
         s.push('\n');
         s.push_str(key_method(method));
         ServerKey(s)
+    }
+}
+
+/// Decimal digits of `n`, without going through `fmt`.
+fn push_u32(s: &mut String, mut n: u32) {
+    let mut buf = [0u8; 10];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &buf[i..] {
+        s.push(d as char);
     }
 }
 
@@ -268,7 +372,7 @@ impl ClientKey {
 }
 
 /// Matches an ACK for a 2xx to the Accepted server INVITE transaction that
-/// sent it: Call-ID, CSeq number, From tag, To tag (RFC 6026 §8.7 leaves
+/// sent it: Call-ID, CSeq number, From tag, To tag (RFC 6026 leaves
 /// this to the dialog; we key on the dialog id plus CSeq).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct AckKey(String);
@@ -278,7 +382,9 @@ impl AckKey {
     pub fn new(call_id: &str, cseq: u32, from_tag: &str, to_tag: &str) -> AckKey {
         let mut s = String::with_capacity(call_id.len() + from_tag.len() + to_tag.len() + 14);
         s.push_str(call_id);
-        let _ = write!(s, "\n{cseq}\n");
+        s.push('\n');
+        push_u32(&mut s, cseq);
+        s.push('\n');
         s.push_str(from_tag);
         s.push('\n');
         s.push_str(to_tag);
@@ -311,14 +417,33 @@ mod tests {
             assert_eq!(ours.branch, theirs.branch.as_deref(), "{v}");
             assert_eq!(ours.received, theirs.received.as_deref(), "{v}");
             assert_eq!(ours.rport, theirs.rport, "{v}");
-            assert!(ours.transport.eq_ignore_ascii_case(&theirs.transport), "{v}");
+            assert!(
+                ours.transport.eq_ignore_ascii_case(&theirs.transport),
+                "{v}"
+            );
         }
     }
 
     #[test]
     fn via_scanner_refuses_garbage() {
-        for v in ["", "SIP/2.0", "SIP/3.0/UDP h", "SIP/2.0/UDP", "SIP/2.0/UDP h:x", "SIP/2.0/UDP h;rport=x"] {
+        for v in [
+            "",
+            "SIP/2.0",
+            "SIP/3.0/UDP h",
+            "SIP/2.0/UDP",
+            "SIP/2.0/UDP h:x",
+            "SIP/2.0/UDP h;rport=x",
+        ] {
             assert_eq!(parse_via(v), None, "{v}");
+        }
+    }
+
+    #[test]
+    fn push_u32_writes_decimal() {
+        for n in [0, 7, 10, 314159, u32::MAX] {
+            let mut s = String::new();
+            push_u32(&mut s, n);
+            assert_eq!(s, n.to_string());
         }
     }
 

@@ -13,9 +13,9 @@
 //!
 //! | file | machine | states |
 //! |---|---|---|
-//! | `client_invite.rs` | INVITE client, §17.1.1 + RFC 6026 §7.2 | Calling, Proceeding, Completed, Accepted |
+//! | `client_invite.rs` | INVITE client, §17.1.1 + RFC 6026 | Calling, Proceeding, Completed, Accepted |
 //! | `client.rs` | non-INVITE client, §17.1.2 | Trying, Proceeding, Completed |
-//! | `server_invite.rs` | INVITE server, §17.2.1 + RFC 6026 §7.1 | Proceeding, Completed, Confirmed, Accepted |
+//! | `server_invite.rs` | INVITE server, §17.2.1 + RFC 6026 | Proceeding, Completed, Confirmed, Accepted |
 //! | `server.rs` | non-INVITE server, §17.2.2; response routing §18.2.2 | Trying, Proceeding, Completed |
 //!
 //! Terminated is not stored: a terminated transaction is removed, its timers
@@ -54,9 +54,10 @@ use crate::time::{Instant, TimerQueue};
 use bytes::Bytes;
 use client::Client;
 use client_invite::{CancelRequest, ClientInvite};
-use key::{AckKey, ClientKey, LegacyParts, ServerKey, TopVia};
+use key::{AckKey, ClientKey, IdMap, LegacyParts, ServerKey, TopVia};
 use server::Server;
 use server_invite::{AckMatch, CancelMatch, ServerInvite};
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 
@@ -211,7 +212,7 @@ pub struct Transactions {
     local: LocalVia,
     rng: Rng,
     ids: IdGen,
-    tsxs: HashMap<TsxId, Tsx>,
+    tsxs: IdMap<TsxId, Tsx>,
     /// Server transactions by §17.2.3 key.
     servers: HashMap<ServerKey, TsxId>,
     /// Client transactions by §17.1.3 key.
@@ -237,7 +238,7 @@ impl Transactions {
             local,
             rng: Rng::new(seed),
             ids: IdGen::default(),
-            tsxs: HashMap::new(),
+            tsxs: IdMap::default(),
             servers: HashMap::new(),
             clients: HashMap::new(),
             accepted: HashMap::new(),
@@ -286,17 +287,23 @@ impl Transactions {
             let key = server_key(&req, cseq, &via, &req.method, to_tag)?;
             (key, server::reply_peer(&via, &from))
         };
-        if let Some(&id) = self.servers.get(&key) {
-            // A retransmission (§17.2.1, §17.2.2).
-            match self.tsxs.get_mut(&id) {
-                Some(Tsx::ServerInvite(t)) => t.on_retransmission(&mut self.ctx),
-                Some(Tsx::Server(t)) => t.on_retransmission(&mut self.ctx),
-                _ => {}
+        let (key, id) = match self.servers.entry(key) {
+            Entry::Occupied(e) => {
+                // A retransmission (§17.2.1, §17.2.2).
+                match self.tsxs.get_mut(e.get()) {
+                    Some(Tsx::ServerInvite(t)) => t.on_retransmission(&mut self.ctx),
+                    Some(Tsx::Server(t)) => t.on_retransmission(&mut self.ctx),
+                    _ => {}
+                }
+                return Some(());
             }
-            return Some(());
-        }
-        let id = self.next_id();
-        self.servers.insert(key.clone(), id);
+            Entry::Vacant(e) => {
+                let id = TsxId(self.ids.next_raw());
+                let key = e.key().clone();
+                e.insert(id);
+                (key, id)
+            }
+        };
         let tsx = if req.method == Method::Invite {
             Tsx::ServerInvite(ServerInvite::start(id, req, reply, key, &mut self.ctx, now))
         } else {
@@ -308,33 +315,35 @@ impl Transactions {
 
     /// ACK: for a non-2xx it belongs to the INVITE server transaction
     /// (§17.2.1); for a 2xx it is its own transaction, matched to the
-    /// Accepted INVITE by dialog and CSeq (RFC 6026 §8.7) and passed up.
+    /// Accepted INVITE by dialog and CSeq (RFC 6026) and passed up.
     fn on_ack(&mut self, ack: Request, cseq: u32, now: Instant) -> Option<()> {
-        let (candidates, ack_key, legacy) = {
-            let via = TopVia::of(&ack.headers)?;
-            let to_tag = key::header_tag(&ack.headers, Hdr::To);
-            let from_tag = key::header_tag(&ack.headers, Hdr::From);
-            let call_id = key::call_id(&ack.headers);
-            let ack_key = match (call_id, to_tag) {
-                (Some(c), Some(t)) => Some(AckKey::new(c, cseq, from_tag.unwrap_or(""), t)),
-                _ => None,
-            };
-            match via.rfc3261_branch() {
-                Some(b) => (
-                    [Some(ServerKey::rfc3261(b, &via, &Method::Ack)), None],
-                    ack_key,
-                    false,
-                ),
-                None => {
-                    let parts = legacy_parts(&ack, cseq, &via);
-                    // A re-INVITE carried the To tag already; an initial
-                    // INVITE did not, and its response's tag is checked.
-                    let k = |t| parts.as_ref().map(|p| ServerKey::rfc2543(p, t, &Method::Ack));
-                    ([k(to_tag), k(None)], ack_key, true)
-                }
+        let via = TopVia::of(&ack.headers)?;
+        let to_tag = key::header_tag(&ack.headers, Hdr::To);
+        let ack_key = match (key::call_id(&ack.headers), to_tag) {
+            (Some(c), Some(t)) => {
+                let from_tag = key::header_tag(&ack.headers, Hdr::From).unwrap_or("");
+                Some(AckKey::new(c, cseq, from_tag, t))
+            }
+            _ => None,
+        };
+        let (candidates, legacy) = match via.rfc3261_branch() {
+            Some(b) => (
+                [Some(ServerKey::rfc3261(b, &via, &Method::Ack)), None],
+                false,
+            ),
+            None => {
+                let parts = legacy_parts(&ack, cseq, &via);
+                // A re-INVITE carried the To tag already; an initial INVITE
+                // did not, and then its final response's tag is checked.
+                let k = |t| {
+                    parts
+                        .as_ref()
+                        .map(|p| ServerKey::rfc2543(p, t, &Method::Ack))
+                };
+                let initial = if to_tag.is_some() { k(None) } else { None };
+                ([k(to_tag), initial], true)
             }
         };
-        let ack_to_tag = key::header_tag(&ack.headers, Hdr::To);
         for k in candidates.iter().flatten() {
             let Some(&id) = self.servers.get(k) else {
                 continue;
@@ -342,7 +351,7 @@ impl Transactions {
             let Some(Tsx::ServerInvite(t)) = self.tsxs.get_mut(&id) else {
                 continue;
             };
-            match t.on_ack(ack_to_tag, legacy, &mut self.ctx, now) {
+            match t.on_ack(to_tag, legacy, &mut self.ctx, now) {
                 AckMatch::NoMatch => continue,
                 AckMatch::Absorbed(next) => {
                     if next == Next::Terminate {
@@ -454,7 +463,8 @@ impl Transactions {
     pub fn send_request(&mut self, mut req: Request, to: Peer, now: Instant) -> TsxId {
         let id = self.next_id();
         let branch = self.new_branch();
-        req.headers.push_front("Via", self.via_value(to.transport, &branch));
+        req.headers
+            .push_front("Via", self.via_value(to.transport, &branch));
         if req.method == Method::Ack {
             self.ctx.send(&to, req.to_bytes());
             self.ctx.event(TsxEvent::Terminated { tsx: id });
@@ -473,7 +483,11 @@ impl Transactions {
 
     fn via_value(&self, transport: Transport, branch: &str) -> String {
         let host = &self.local.host;
-        let (open, close) = if host.contains(':') { ("[", "]") } else { ("", "") };
+        let (open, close) = if host.contains(':') {
+            ("[", "]")
+        } else {
+            ("", "")
+        };
         format!(
             "SIP/2.0/{} {open}{host}{close}:{};branch={branch};rport",
             transport.via_token(),
@@ -493,16 +507,32 @@ impl Transactions {
         let key = ClientKey::new(&branch, &req.method);
         self.clients.insert(key.clone(), id);
         let tsx = if req.method == Method::Invite {
-            Tsx::ClientInvite(ClientInvite::start(id, req, branch, key, to, &mut self.ctx, now))
+            Tsx::ClientInvite(ClientInvite::start(
+                id,
+                req,
+                branch,
+                key,
+                to,
+                &mut self.ctx,
+                now,
+            ))
         } else {
-            Tsx::Client(Client::start(id, req, key, to, internal, &mut self.ctx, now))
+            Tsx::Client(Client::start(
+                id,
+                req,
+                key,
+                to,
+                internal,
+                &mut self.ctx,
+                now,
+            ))
         };
         self.tsxs.insert(id, tsx);
     }
 
     /// A received response, matched by top Via branch and CSeq method
     /// (RFC 3261 §17.1.3). Responses whose top Via is not ours (§18.1.2) or
-    /// that match no transaction are dropped and counted (RFC 6026 §7.1).
+    /// that match no transaction are dropped and counted (RFC 6026).
     pub fn handle_response(&mut self, resp: Response, _from: Peer, now: Instant) {
         let key = {
             let via = TopVia::of(&resp.headers);
@@ -588,7 +618,8 @@ impl Transactions {
     pub fn send_ack_to(&mut self, invite: TsxId, mut ack: Request, to: Peer, _now: Instant) {
         if ack.headers.get(Hdr::Via).is_none() {
             let branch = self.new_branch();
-            ack.headers.push_front("Via", self.via_value(to.transport, &branch));
+            ack.headers
+                .push_front("Via", self.via_value(to.transport, &branch));
         }
         let data = ack.to_bytes();
         if let Some(Tsx::ClientInvite(t)) = self.tsxs.get_mut(&invite) {
@@ -740,7 +771,11 @@ fn server_key(
 ) -> Option<ServerKey> {
     match via.rfc3261_branch() {
         Some(b) => Some(ServerKey::rfc3261(b, via, method)),
-        None => Some(ServerKey::rfc2543(&legacy_parts(req, cseq, via)?, to_tag, method)),
+        None => Some(ServerKey::rfc2543(
+            &legacy_parts(req, cseq, via)?,
+            to_tag,
+            method,
+        )),
     }
 }
 

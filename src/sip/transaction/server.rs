@@ -24,7 +24,12 @@ use std::net::{IpAddr, SocketAddr};
 pub(crate) fn reply_peer(via: &TopVia<'_>, from: &Peer) -> Peer {
     let ip = via
         .received
-        .and_then(|r| r.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().ok())
+        .and_then(|r| {
+            r.trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<IpAddr>()
+                .ok()
+        })
         .or_else(|| via.host.parse::<IpAddr>().ok())
         .unwrap_or(from.addr.ip());
     let sent_by_port = via.port.unwrap_or(5060);
@@ -157,14 +162,24 @@ mod tests {
         assert!(h.tsxs.send_response(tsx, Response::to(&req, 200), h.t0));
         let sent = h.transmits();
         assert_eq!(sent.len(), 1);
-        h.tsxs.handle_request(req.clone(), udp_from(), h.t0 + Duration::from_secs(1));
+        h.tsxs
+            .handle_request(req.clone(), udp_from(), h.t0 + Duration::from_secs(1));
         assert_eq!(h.transmits()[0].data, sent[0].data);
         assert!(h.events().is_empty());
-        assert!(!h.tsxs.send_response(tsx, Response::to(&req, 500), h.t0), "one final only");
-        assert_eq!(h.tsxs.poll_timeout(), Some((h.t0 + Duration::from_secs(32), tsx, Timer::J)));
+        assert!(
+            !h.tsxs.send_response(tsx, Response::to(&req, 500), h.t0),
+            "one final only"
+        );
+        assert_eq!(
+            h.tsxs.poll_timeout(),
+            Some((h.t0 + Duration::from_secs(32), tsx, Timer::J))
+        );
         h.advance(Duration::from_secs(32));
         assert_eq!(h.events(), vec![TsxEvent::Terminated { tsx }]);
-        assert!(!h.tsxs.send_response(tsx, Response::to(&req, 200), h.t0), "terminated");
+        assert!(
+            !h.tsxs.send_response(tsx, Response::to(&req, 200), h.t0),
+            "terminated"
+        );
         assert!(h.tsxs.request(tsx).is_none());
     }
 
@@ -188,10 +203,15 @@ mod tests {
         let mut h = Harness::new();
         // Client asked for rport; the packet came from a NAT binding.
         let mut req = options_in("z9hG4bKnat");
-        req.headers.set("Via", "SIP/2.0/UDP 10.1.1.1:5060;branch=z9hG4bKnat;rport");
+        req.headers
+            .set("Via", "SIP/2.0/UDP 10.1.1.1:5060;branch=z9hG4bKnat;rport");
         let src: std::net::SocketAddr = "203.0.113.9:40001".parse().unwrap();
         req.stamp_via(src);
-        let from = Peer { transport: Transport::Udp, addr: src, conn: None };
+        let from = Peer {
+            transport: Transport::Udp,
+            addr: src,
+            conn: None,
+        };
         h.tsxs.handle_request(req.clone(), from, h.t0);
         let tsx = h.new_request();
         assert!(h.tsxs.send_response(tsx, Response::to(&req, 200), h.t0));
@@ -202,21 +222,33 @@ mod tests {
     fn rfc3261_18_2_2_udp_without_rport_uses_received_and_sent_by_port() {
         let mut h = Harness::new();
         let mut req = options_in("z9hG4bKnorport");
-        req.headers.set("Via", "SIP/2.0/UDP host.example:5070;branch=z9hG4bKnorport");
+        req.headers
+            .set("Via", "SIP/2.0/UDP host.example:5070;branch=z9hG4bKnorport");
         let src: std::net::SocketAddr = "203.0.113.9:40001".parse().unwrap();
         req.stamp_via(src);
-        let from = Peer { transport: Transport::Udp, addr: src, conn: None };
+        let from = Peer {
+            transport: Transport::Udp,
+            addr: src,
+            conn: None,
+        };
         h.tsxs.handle_request(req.clone(), from.clone(), h.t0);
         let tsx = h.new_request();
         assert!(h.tsxs.send_response(tsx, Response::to(&req, 200), h.t0));
-        assert_eq!(h.transmits()[0].destination, "203.0.113.9:5070".parse().unwrap());
+        assert_eq!(
+            h.transmits()[0].destination,
+            "203.0.113.9:5070".parse().unwrap()
+        );
         // Default port 5060 when sent-by has none.
         let mut req = options_in("z9hG4bKnoport");
-        req.headers.set("Via", "SIP/2.0/UDP 203.0.113.9;branch=z9hG4bKnoport");
+        req.headers
+            .set("Via", "SIP/2.0/UDP 203.0.113.9;branch=z9hG4bKnoport");
         h.tsxs.handle_request(req.clone(), from, h.t0);
         let tsx = h.new_request();
         assert!(h.tsxs.send_response(tsx, Response::to(&req, 200), h.t0));
-        assert_eq!(h.transmits()[0].destination, "203.0.113.9:5060".parse().unwrap());
+        assert_eq!(
+            h.transmits()[0].destination,
+            "203.0.113.9:5060".parse().unwrap()
+        );
     }
 
     #[test]
@@ -232,7 +264,10 @@ mod tests {
         assert_eq!(t.conn, from.conn);
         assert_eq!(t.transport, Transport::Tcp);
         // If the connection is gone: received address, sent-by port.
-        assert_eq!(t.destination, std::net::SocketAddr::new(from.addr.ip(), 5060));
+        assert_eq!(
+            t.destination,
+            std::net::SocketAddr::new(from.addr.ip(), 5060)
+        );
     }
 
     #[test]
@@ -252,7 +287,11 @@ mod tests {
         let r = parse_response(&sent[0]);
         assert_eq!(r.status, 200);
         assert_eq!(r.cseq(), Some((1, Method::Cancel)));
-        assert_eq!(r.to_tag().as_deref(), Some("uas1"), "same To tag as the INVITE's responses");
+        assert_eq!(
+            r.to_tag().as_deref(),
+            Some("uas1"),
+            "same To tag as the INVITE's responses"
+        );
         assert_eq!(h.events(), vec![TsxEvent::Cancelled { invite }]);
         // A retransmitted CANCEL gets the same 200 and no second event.
         h.tsxs.handle_request(cancel, udp_from(), h.t0);
@@ -272,7 +311,11 @@ mod tests {
         assert_eq!(r.status, 481);
         assert!(r.to_tag().is_some());
         assert!(h.events().is_empty());
-        assert_eq!(h.tsxs.len(), 1, "the CANCEL's own transaction absorbs retransmissions");
+        assert_eq!(
+            h.tsxs.len(),
+            1,
+            "the CANCEL's own transaction absorbs retransmissions"
+        );
         h.advance(Duration::from_secs(32));
         assert!(h.events().is_empty(), "internal transactions are silent");
         assert!(h.tsxs.is_empty());
@@ -325,7 +368,9 @@ mod tests {
         let req = options_in("z9hG4bKdup");
         h.tsxs.handle_request(req.clone(), udp_from(), h.t0);
         let mut other = req.clone();
-        other.headers.set("Via", "SIP/2.0/UDP 198.51.100.99:5060;branch=z9hG4bKdup");
+        other
+            .headers
+            .set("Via", "SIP/2.0/UDP 198.51.100.99:5060;branch=z9hG4bKdup");
         h.tsxs.handle_request(other, udp_from(), h.t0);
         assert_eq!(h.events().len(), 2);
     }
@@ -343,7 +388,9 @@ mod tests {
         garbage_via.headers.set("Via", "garbage");
         h.tsxs.handle_request(garbage_via, udp_from(), h.t0);
         let mut legacy_no_call_id = options_in("");
-        legacy_no_call_id.headers.set("Via", "SIP/2.0/UDP 198.51.100.7");
+        legacy_no_call_id
+            .headers
+            .set("Via", "SIP/2.0/UDP 198.51.100.7");
         legacy_no_call_id.headers.remove(Hdr::CallId);
         h.tsxs.handle_request(legacy_no_call_id, udp_from(), h.t0);
         assert_eq!(h.tsxs.malformed_requests(), 4);

@@ -1,5 +1,5 @@
 //! INVITE server transaction: RFC 3261 §17.2.1 with the Accepted state of
-//! RFC 6026 §7.1, and the 2xx retransmission of §13.3.1.4 done here.
+//! RFC 6026, and the 2xx retransmission of §13.3.1.4 done here.
 //!
 //! ```text
 //!            100 Trying sent at once
@@ -57,6 +57,30 @@ enum State {
     },
 }
 
+/// `100 Trying` for a request, serialised directly: the headers of
+/// [`Response::to`] (Via, From, To, Call-ID, CSeq) in their received order,
+/// plus Timestamp (RFC 3261 §8.2.6.1); no To tag. This runs for every
+/// INVITE, so it skips building a [`Response`].
+fn trying(request: &Request) -> Bytes {
+    let mut s = String::with_capacity(320);
+    s.push_str("SIP/2.0 100 Trying\r\n");
+    for h in &request.headers.0 {
+        let copy = match h.kind {
+            Hdr::Via | Hdr::From | Hdr::To | Hdr::CallId | Hdr::CSeq => true,
+            Hdr::Other => h.name.eq_ignore_ascii_case("Timestamp"),
+            _ => false,
+        };
+        if copy {
+            s.push_str(&h.name);
+            s.push_str(": ");
+            s.push_str(&h.value);
+            s.push_str("\r\n");
+        }
+    }
+    s.push_str("Content-Length: 0\r\n\r\n");
+    Bytes::from(s)
+}
+
 /// What an ACK matched by the §17.2.3 rules did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum AckMatch {
@@ -87,12 +111,7 @@ impl ServerInvite {
         ctx: &mut Ctx,
         _now: Instant,
     ) -> ServerInvite {
-        let mut trying = Response::to(&request, 100);
-        // §8.2.6.1: Timestamp is copied into the 100.
-        if let Some(ts) = request.headers.get_named("Timestamp") {
-            trying.headers.push("Timestamp", ts);
-        }
-        let last = trying.to_bytes();
+        let last = trying(&request);
         ctx.send(&reply, last.clone());
         ctx.event(TsxEvent::Request {
             tsx: id,
@@ -119,7 +138,7 @@ impl ServerInvite {
         }
     }
 
-    /// The INVITE again (§17.2.1, RFC 6026 §7.1).
+    /// The INVITE again (§17.2.1, RFC 6026).
     pub fn on_retransmission(&mut self, ctx: &mut Ctx) {
         match &self.state {
             State::Proceeding { last, .. } | State::Completed { last, .. } => {
@@ -174,7 +193,7 @@ impl ServerInvite {
                 };
                 Some((Next::Stay, Some(ack_key)))
             }
-            // RFC 6026 §7.1: further 2xx from the TU are sent.
+            // RFC 6026: further 2xx from the TU are sent.
             (State::Accepted { last, .. }, 200..=299) => {
                 *last = resp.to_bytes();
                 ctx.send(&self.reply, last.clone());
@@ -234,7 +253,7 @@ impl ServerInvite {
     }
 
     /// The ACK of our 2xx arrived: stop retransmitting it; L keeps running
-    /// to absorb INVITE retransmissions (RFC 6026 §7.1).
+    /// to absorb INVITE retransmissions (RFC 6026).
     pub fn on_2xx_ack(&mut self, ctx: &mut Ctx) {
         if let State::Accepted { acked, .. } = &mut self.state {
             *acked = true;
@@ -302,11 +321,11 @@ impl ServerInvite {
 
 #[cfg(test)]
 mod tests {
-    //! RFC 3261 §17.2.1 (INVITE server transaction), RFC 6026 §7.1
+    //! RFC 3261 §17.2.1 (INVITE server transaction), RFC 6026
     //! (Accepted), §13.3.1.4 (2xx retransmission).
     use super::super::testkit::*;
     use super::super::*;
-    use crate::sip::msg::{Method, SipHeaders};
+    use crate::sip::msg::SipHeaders;
     use crate::time::Duration;
 
     #[test]
@@ -350,7 +369,9 @@ mod tests {
         h.tsxs.handle_request(inv.clone(), udp_from(), h.t0);
         let tsx = h.new_request();
         h.transmits();
-        assert!(h.tsxs.send_response(tsx, Response::to(&inv, 486).tagged("b"), h.t0));
+        assert!(h
+            .tsxs
+            .send_response(tsx, Response::to(&inv, 486).tagged("b"), h.t0));
         assert_eq!(h.transmits().len(), 1);
         let mut g = Vec::new();
         while let Some((at, _, timer)) = h.tsxs.poll_timeout() {
@@ -379,14 +400,20 @@ mod tests {
         let inv = invite_in("z9hG4bKc");
         h.tsxs.handle_request(inv.clone(), udp_from(), h.t0);
         let tsx = h.new_request();
-        assert!(h.tsxs.send_response(tsx, Response::to(&inv, 404).tagged("nf"), h.t0));
+        assert!(h
+            .tsxs
+            .send_response(tsx, Response::to(&inv, 404).tagged("nf"), h.t0));
         h.transmits();
         // INVITE retransmitted in Completed: the final again.
         h.tsxs.handle_request(inv.clone(), udp_from(), h.t0);
         assert_eq!(parse_response(&h.transmits()[0]).status, 404);
         let ack = ack_for_non_2xx(&inv, "nf");
-        h.tsxs.handle_request(ack.clone(), udp_from(), h.t0 + Duration::from_millis(100));
-        assert!(h.events().is_empty(), "the ACK of a non-2xx is the transaction's");
+        h.tsxs
+            .handle_request(ack.clone(), udp_from(), h.t0 + Duration::from_millis(100));
+        assert!(
+            h.events().is_empty(),
+            "the ACK of a non-2xx is the transaction's"
+        );
         assert_eq!(
             h.tsxs.poll_timeout(),
             Some((h.t0 + Duration::from_millis(5100), tsx, Timer::I))
@@ -407,20 +434,28 @@ mod tests {
         let inv = invite_in("z9hG4bKtcp").tap_via_transport("TCP");
         h.tsxs.handle_request(inv.clone(), tcp_from(), h.t0);
         let tsx = h.new_request();
-        assert!(h.tsxs.send_response(tsx, Response::to(&inv, 480).tagged("x"), h.t0));
+        assert!(h
+            .tsxs
+            .send_response(tsx, Response::to(&inv, 480).tagged("x"), h.t0));
         assert_eq!(h.tsxs.poll_timeout().map(|t| t.2), Some(Timer::H));
-        h.tsxs.handle_request(ack_for_non_2xx(&inv, "x").tap_via_transport("TCP"), tcp_from(), h.t0);
+        h.tsxs.handle_request(
+            ack_for_non_2xx(&inv, "x").tap_via_transport("TCP"),
+            tcp_from(),
+            h.t0,
+        );
         assert_eq!(h.events(), vec![TsxEvent::Terminated { tsx }]);
     }
 
     #[test]
-    fn rfc6026_7_1_2xx_is_retransmitted_until_the_ack_then_l_terminates() {
+    fn rfc6026_server_2xx_is_retransmitted_until_the_ack_then_l_terminates() {
         let mut h = Harness::new();
         let inv = invite_in("z9hG4bKok");
         h.tsxs.handle_request(inv.clone(), udp_from(), h.t0);
         let tsx = h.new_request();
         h.transmits();
-        assert!(h.tsxs.send_response(tsx, Response::to(&inv, 200).tagged("dlg"), h.t0));
+        assert!(h
+            .tsxs
+            .send_response(tsx, Response::to(&inv, 200).tagged("dlg"), h.t0));
         let ok = h.transmits();
         // T1, 2T1, 4T1 ... capped at T2: at 0.5, 1.5, 3.5 s.
         for ms in [500, 1500, 3500] {
@@ -435,32 +470,80 @@ mod tests {
         assert!(h.events().is_empty());
         // The ACK of the 2xx: its own branch, matched by dialog + CSeq.
         let ack = ack_for_2xx(&inv, "dlg", "z9hG4bKack");
-        h.tsxs.handle_request(ack.clone(), udp_from(), h.t0 + Duration::from_secs(4));
+        h.tsxs
+            .handle_request(ack.clone(), udp_from(), h.t0 + Duration::from_secs(4));
         assert_eq!(
             h.events(),
-            vec![TsxEvent::Ack { invite: Some(tsx), request: ack.clone() }]
+            vec![TsxEvent::Ack {
+                invite: Some(tsx),
+                request: ack.clone()
+            }]
         );
-        assert_eq!(h.tsxs.poll_timeout(), Some((h.t0 + Duration::from_secs(32), tsx, Timer::L)));
-        // A retransmitted ACK is passed up again (RFC 6026 §7.1); the dialog dedups.
-        h.tsxs.handle_request(ack, udp_from(), h.t0 + Duration::from_secs(5));
-        assert!(matches!(&h.events()[..], [TsxEvent::Ack { invite: Some(_), .. }]));
+        assert_eq!(
+            h.tsxs.poll_timeout(),
+            Some((h.t0 + Duration::from_secs(32), tsx, Timer::L))
+        );
+        // A retransmitted ACK is passed up again (RFC 6026); the dialog dedups.
+        h.tsxs
+            .handle_request(ack, udp_from(), h.t0 + Duration::from_secs(5));
+        assert!(matches!(
+            &h.events()[..],
+            [TsxEvent::Ack {
+                invite: Some(_),
+                ..
+            }]
+        ));
         h.tsxs.handle_request(inv, udp_from(), h.t0);
-        assert!(h.transmits().is_empty(), "acknowledged: INVITE retransmissions absorbed");
+        assert!(
+            h.transmits().is_empty(),
+            "acknowledged: INVITE retransmissions absorbed"
+        );
         h.advance(Duration::from_secs(32));
         assert_eq!(h.events(), vec![TsxEvent::Terminated { tsx }]);
         assert!(h.tsxs.is_empty());
     }
 
     #[test]
-    fn rfc6026_7_1_timer_l_without_ack_is_an_ack_timeout() {
+    fn rfc6026_server_2xx_ack_reusing_the_invite_branch_still_matches() {
+        // Some UAs send the ACK of a 2xx with the INVITE's branch.
+        let mut h = Harness::new();
+        let inv = invite_in("z9hG4bKsame");
+        h.tsxs.handle_request(inv.clone(), udp_from(), h.t0);
+        let tsx = h.new_request();
+        assert!(h
+            .tsxs
+            .send_response(tsx, Response::to(&inv, 200).tagged("d"), h.t0));
+        let ack = ack_for_non_2xx(&inv, "d");
+        h.tsxs.handle_request(ack.clone(), udp_from(), h.t0);
+        assert_eq!(
+            h.events(),
+            vec![TsxEvent::Ack {
+                invite: Some(tsx),
+                request: ack
+            }]
+        );
+        assert_eq!(
+            h.tsxs.poll_timeout().map(|t| t.2),
+            Some(Timer::L),
+            "G stopped"
+        );
+    }
+
+    #[test]
+    fn rfc6026_server_timer_l_without_ack_is_an_ack_timeout() {
         let mut h = Harness::new();
         let inv = invite_in("z9hG4bKnoack");
         h.tsxs.handle_request(inv.clone(), udp_from(), h.t0);
         let tsx = h.new_request();
-        assert!(h.tsxs.send_response(tsx, Response::to(&inv, 200).tagged("d"), h.t0));
+        assert!(h
+            .tsxs
+            .send_response(tsx, Response::to(&inv, 200).tagged("d"), h.t0));
         h.drive_until(h.t0 + Duration::from_secs(32));
         let ev = h.events();
-        assert_eq!(ev, vec![TsxEvent::AckTimeout { tsx }, TsxEvent::Terminated { tsx }]);
+        assert_eq!(
+            ev,
+            vec![TsxEvent::AckTimeout { tsx }, TsxEvent::Terminated { tsx }]
+        );
         // G: 0.5 1.5 3.5 7.5 11.5 … 31.5 → 4 + 6 = 10 retransmissions.
         assert_eq!(h.tsxs.retransmissions(), 10);
         assert!(!h.tsxs.send_response(tsx, Response::to(&inv, 200), h.t0));
@@ -472,7 +555,13 @@ mod tests {
         let inv = invite_in("z9hG4bKzz");
         let ack = ack_for_2xx(&inv, "unknown", "z9hG4bKlost");
         h.tsxs.handle_request(ack.clone(), udp_from(), h.t0);
-        assert_eq!(h.events(), vec![TsxEvent::Ack { invite: None, request: ack }]);
+        assert_eq!(
+            h.events(),
+            vec![TsxEvent::Ack {
+                invite: None,
+                request: ack
+            }]
+        );
         assert!(h.tsxs.is_empty());
     }
 
@@ -482,14 +571,22 @@ mod tests {
         let inv = invite_in("z9hG4bKref");
         h.tsxs.handle_request(inv.clone(), udp_from(), h.t0);
         let tsx = h.new_request();
-        assert!(h.tsxs.send_response(tsx, Response::to(&inv, 200).tagged("d"), h.t0));
+        assert!(h
+            .tsxs
+            .send_response(tsx, Response::to(&inv, 200).tagged("d"), h.t0));
         assert!(!h.tsxs.send_response(tsx, Response::to(&inv, 180), h.t0));
         assert!(!h.tsxs.send_response(tsx, Response::to(&inv, 486), h.t0));
-        assert!(h.tsxs.send_response(tsx, Response::to(&inv, 200).tagged("d"), h.t0), "2xx again (RFC 6026)");
+        assert!(
+            h.tsxs
+                .send_response(tsx, Response::to(&inv, 200).tagged("d"), h.t0),
+            "2xx again (RFC 6026)"
+        );
         let mut bad = Response::to(&inv, 200);
         bad.status = 99;
         assert!(!h.tsxs.send_response(tsx, bad, h.t0));
-        assert!(!h.tsxs.send_response(TsxId(12345), Response::to(&inv, 200), h.t0));
+        assert!(!h
+            .tsxs
+            .send_response(TsxId(12345), Response::to(&inv, 200), h.t0));
         // A client transaction cannot be responded on.
         let c = h.tsxs.send_request(options_out(), udp_peer(), h.t0);
         assert!(!h.tsxs.send_response(c, Response::to(&inv, 200), h.t0));
@@ -512,20 +609,23 @@ mod tests {
         h.tsxs.handle_request(cancel, udp_from(), h.t0);
         assert_eq!(parse_response(&h.transmits()[0]).status, 200);
         assert_eq!(h.events(), vec![TsxEvent::Cancelled { invite: tsx }]);
-        assert!(h.tsxs.send_response(tsx, Response::to(&inv, 487).tagged("t487"), h.t0));
+        assert!(h
+            .tsxs
+            .send_response(tsx, Response::to(&inv, 487).tagged("t487"), h.t0));
         h.transmits();
         // An ACK with another To tag is not this transaction's: passed up.
         let mut wrong = ack_for_non_2xx(&inv, "other");
         wrong.headers.set("Via", "SIP/2.0/UDP 198.51.100.7:5060");
         h.tsxs.handle_request(wrong, udp_from(), h.t0);
-        assert!(matches!(&h.events()[..], [TsxEvent::Ack { invite: None, .. }]));
+        assert!(matches!(
+            &h.events()[..],
+            [TsxEvent::Ack { invite: None, .. }]
+        ));
         // The ACK with the 487's To tag confirms.
         let mut ack = ack_for_non_2xx(&inv, "t487");
         ack.headers.set("Via", "SIP/2.0/UDP 198.51.100.7:5060");
         h.tsxs.handle_request(ack, udp_from(), h.t0);
         assert!(h.events().is_empty());
         assert_eq!(h.tsxs.poll_timeout().map(|t| t.2), Some(Timer::I));
-        let _ = Method::Ack;
-        let _ = inv.cseq();
     }
 }

@@ -141,7 +141,10 @@ fn incoming(method: Method, cseq_method: &Method, branch: &str, to: &str) -> Req
     let mut r = Request::new(method, "sip:12345@192.0.2.10");
     r.headers.push("Via", via(branch));
     r.headers.push("Max-Forwards", "70");
-    r.headers.push("From", "\"Citizen\" <sip:13800138000@carrier.example>;tag=cit1");
+    r.headers.push(
+        "From",
+        "\"Citizen\" <sip:13800138000@carrier.example>;tag=cit1",
+    );
     r.headers.push("To", to);
     r.headers.push("Call-ID", "in-call-1@carrier.example");
     r.headers.push("CSeq", format!("1 {cseq_method}"));
@@ -149,11 +152,21 @@ fn incoming(method: Method, cseq_method: &Method, branch: &str, to: &str) -> Req
 }
 
 pub(crate) fn invite_in(branch: &str) -> Request {
-    incoming(Method::Invite, &Method::Invite, branch, "<sip:12345@gw.example>")
+    incoming(
+        Method::Invite,
+        &Method::Invite,
+        branch,
+        "<sip:12345@gw.example>",
+    )
 }
 
 pub(crate) fn options_in(branch: &str) -> Request {
-    incoming(Method::Options, &Method::Options, branch, "<sip:12345@gw.example>")
+    incoming(
+        Method::Options,
+        &Method::Options,
+        branch,
+        "<sip:12345@gw.example>",
+    )
 }
 
 /// The CANCEL of an incoming INVITE, as its sender builds it (§9.1).
@@ -218,7 +231,9 @@ pub(crate) trait RequestExt {
 impl RequestExt for Request {
     fn tap_via_transport(mut self, transport: &str) -> Request {
         if let Some(v) = self.headers.0.iter_mut().find(|h| h.kind == Hdr::Via) {
-            v.value = v.value.replace("SIP/2.0/UDP", &format!("SIP/2.0/{transport}"));
+            v.value = v
+                .value
+                .replace("SIP/2.0/UDP", &format!("SIP/2.0/{transport}"));
         }
         self
     }

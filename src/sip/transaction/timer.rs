@@ -1,5 +1,5 @@
-//! The transaction timers, named as in RFC 3261 §17 (Table 4 of §A) and
-//! RFC 6026 §8.4 (L, M), and their durations.
+//! The transaction timers, named as in RFC 3261 §17 (Appendix A, Table 4) and
+//! RFC 6026 (L, M), and their durations.
 
 use std::time::Duration;
 
