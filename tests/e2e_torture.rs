@@ -23,8 +23,8 @@ fn ping(sock: &UdpSocket, gw: std::net::SocketAddr, n: u32) -> bool {
         let _ = attempt;
         sock.send_to(&options(gw, local, n), gw)
             .expect("send OPTIONS");
-        let deadline = std::time::Instant::now() + Duration::from_secs(1);
-        while std::time::Instant::now() < deadline {
+        let deadline = hotline::time::now() + Duration::from_secs(1);
+        while hotline::time::now() < deadline {
             if let Ok((len, _)) = sock.recv_from(&mut buf) {
                 let text = String::from_utf8_lossy(&buf[..len]);
                 if text.starts_with("SIP/2.0 200") && text.contains(&format!("ping{n}@test")) {
