@@ -43,12 +43,13 @@ impl<'a> TopVia<'a> {
 
 /// The first element of a comma-separated header value.
 pub(crate) fn first_element(v: &str) -> &str {
-    let b = v.as_bytes();
-    match b.iter().position(|&c| c == b',' || c == b'"') {
-        None => v,
-        Some(i) if b[i] == b',' => &v[..i],
-        // A quoted string before any comma: skip commas inside quotes.
+    // Two memchr scans (word at a time) beat one byte loop on ~100 bytes.
+    let comma = v.find(',').unwrap_or(v.len());
+    match v[..comma].find('"') {
+        None => &v[..comma],
+        // A quoted string before the first comma: skip commas inside quotes.
         Some(_) => {
+            let b = v.as_bytes();
             let (mut quoted, mut escape) = (false, false);
             for (i, &c) in b.iter().enumerate() {
                 if escape {
