@@ -185,7 +185,7 @@ impl B2bua {
             {
                 tracing::debug!(call = %id, "ring timeout");
                 tsx.cancel(b_invite, now);
-                let mut r = Response::to(&call_a_request(tsx, a_invite), 480);
+                let mut r = a_response(tsx, a_invite, 480);
                 r.set_to_tag(&call.a.local_tag);
                 r.headers.push("Reason", "SIP;cause=480;text=\"No answer\"");
                 tsx.send_response(a_invite, r, now);
@@ -584,7 +584,7 @@ impl B2bua {
                 },
             ) if *a_invite == invite => {
                 let b_invite = *b_invite;
-                let mut r = Response::to(&call_a_request(tsx, invite), 487);
+                let mut r = a_response(tsx, invite, 487);
                 r.set_to_tag(&call.a.local_tag);
                 tsx.send_response(invite, r, now);
                 tsx.cancel(b_invite, now);
@@ -656,7 +656,7 @@ impl B2bua {
             ) => {
                 let a_invite = *a_invite;
                 *early = true;
-                let mut r = Response::to(&call_a_request(tsx, a_invite), resp.status);
+                let mut r = a_response(tsx, a_invite, resp.status);
                 r.reason = resp.reason.clone();
                 r.set_to_tag(&call.a.local_tag);
                 r.headers.push("Contact", contact_a);
@@ -676,15 +676,14 @@ impl B2bua {
                     Err(e) => {
                         tracing::debug!(call = %cid, error = %e, "unusable 2xx from destination");
                         // We cannot even ACK it properly; fail the caller.
-                        let mut r = Response::to(&call_a_request(tsx, a_invite), 502);
+                        let mut r = a_response(tsx, a_invite, 502);
                         r.set_to_tag(&call.a.local_tag);
                         tsx.send_response(a_invite, r, now);
                         self.end(cid, EndCause::Rejected(502));
                         return;
                     }
                 };
-                let a_req = call_a_request(tsx, a_invite);
-                let late_offer = a_req.body.is_empty();
+                let late_offer = tsx.request(a_invite).is_none_or(|r| r.body.is_empty());
                 let cseq = call.b_invite_req.cseq().map(|c| c.0).unwrap_or(1);
                 let deferred = if late_offer {
                     Some(b_invite)
@@ -696,7 +695,7 @@ impl B2bua {
                 self.by_dialog
                     .insert((bd.call_id.clone(), bd.local_tag.clone()), (cid, Side::B));
                 call.b = Some(bd);
-                let mut r = Response::to(&a_req, resp.status);
+                let mut r = a_response(tsx, a_invite, resp.status);
                 r.set_to_tag(&call.a.local_tag);
                 r.headers.push("Contact", contact_a);
                 r.headers.push("Allow", ALLOW);
@@ -717,7 +716,7 @@ impl B2bua {
             (CallState::Calling { a_invite, .. }, status) => {
                 let a_invite = *a_invite;
                 let mapped = map_failure(status);
-                let mut r = Response::to(&call_a_request(tsx, a_invite), mapped);
+                let mut r = a_response(tsx, a_invite, mapped);
                 r.set_to_tag(&call.a.local_tag);
                 if mapped != status {
                     r.headers.push("Reason", format!("SIP;cause={status}"));
@@ -821,7 +820,7 @@ impl B2bua {
                     CallState::Calling { a_invite, .. } => {
                         // RFC 3261 §17.1.1.2 Timer B: the destination never answered.
                         let a_invite = *a_invite;
-                        let mut r = Response::to(&call_a_request(tsx, a_invite), 504);
+                        let mut r = a_response(tsx, a_invite, 504);
                         r.set_to_tag(&call.a.local_tag);
                         tsx.send_response(a_invite, r, now);
                         self.end(cid, EndCause::DestinationTimeout);
@@ -955,11 +954,13 @@ impl B2bua {
     }
 }
 
-/// The A leg's INVITE as received (the transaction layer keeps it).
-fn call_a_request(tsx: &Transactions, a_invite: TsxId) -> Request {
-    tsx.request(a_invite)
-        .cloned()
-        .unwrap_or_else(|| Request::new(Method::Invite, "sip:invalid"))
+/// A response to the A leg's INVITE as received (the transaction layer
+/// keeps it; borrowed, not cloned).
+fn a_response(tsx: &Transactions, a_invite: TsxId, status: u16) -> Response {
+    match tsx.request(a_invite) {
+        Some(req) => Response::to(req, status),
+        None => Response::to(&Request::new(Method::Invite, "sip:invalid"), status),
+    }
 }
 
 /// Answer a request with a bare status.
