@@ -363,12 +363,11 @@ fn check_response(r: Response, bad_version: bool) -> Verdict {
 fn elements(h: &Headers, kind: Hdr) -> Option<Vec<&str>> {
     let mut out = Vec::new();
     for line in h.all(kind) {
-        let n = split_list(line).count();
-        let commas = top_level_commas(line);
-        if n != commas + 1 {
+        let before = out.len();
+        out.extend(split_list(line));
+        if out.len() - before != top_level_commas(line) + 1 {
             return None;
         }
-        out.extend(split_list(line));
     }
     Some(out)
 }
