@@ -1,72 +1,243 @@
-//! Prometheus metrics: the recorder, and the driver's own measurements.
+//! Prometheus metrics: the recorder, the metric names, and the handles the
+//! core loop records into on every message.
 //!
-//! Rendered by our own axum route (`GET /metrics`); the exporter's default
-//! features (its own HTTP server) are off. Every metric is listed in
-//! `docs/metrics.md`.
+//! The exporter is installed once per process as the global `metrics`
+//! recorder; `/metrics` (see [`super::api`]) renders it. Histograms render as
+//! Prometheus summaries with the quantiles in [`QUANTILES`].
 
-use super::{transport_label, DriverError};
-use crate::sip::transport::{Packet, Transmit};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::sync::OnceLock;
 use std::time::Duration;
 
-/// Install the global recorder (once per process) and return its handle.
-pub fn install() -> Result<PrometheusHandle, DriverError> {
-    let recorder = PrometheusBuilder::new()
-        .set_quantiles(&[0.5, 0.9, 0.99, 0.999])
-        .map_err(|e| DriverError::Metrics(e.to_string()))?
-        .build_recorder();
-    let handle = recorder.handle();
-    metrics::set_global_recorder(recorder).map_err(|e| DriverError::Metrics(e.to_string()))?;
-    metrics::describe_histogram!(
-        "hotline_sip_processing_seconds",
-        metrics::Unit::Seconds,
-        "Time the signalling core spent per input, outputs drained"
-    );
-    metrics::gauge!("hotline_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
-    metrics::gauge!("hotline_up").set(1.0);
-    Ok(handle)
+use metrics::{Counter, Gauge, Histogram};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::sip::transport::Transport;
+
+/// Quantiles reported for every summary.
+pub const QUANTILES: &[f64] = &[0.5, 0.9, 0.99, 0.999];
+
+/// How often histograms are folded and aged (exporter upkeep).
+pub const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Time the signalling core spends on one input, outputs drained (summary).
+pub const PROCESSING_SECONDS: &str = "hotline_sip_processing_seconds";
+/// SIP messages received, by `transport`.
+pub const MESSAGES_RECEIVED: &str = "hotline_sip_messages_received_total";
+/// SIP messages handed to the network, by `transport`.
+pub const MESSAGES_SENT: &str = "hotline_sip_messages_sent_total";
+/// Bytes of SIP messages received, by `transport`.
+pub const BYTES_RECEIVED: &str = "hotline_sip_bytes_received_total";
+/// Bytes of SIP messages handed to the network, by `transport`.
+pub const BYTES_SENT: &str = "hotline_sip_bytes_sent_total";
+/// Messages dropped without answer, by `reason`; the driver's reasons are
+/// `too_large` and `tcp_framing` (the core counts its own under the same
+/// name).
+pub const DROPPED: &str = "hotline_sip_dropped_total";
+/// Socket and connection failures, by `kind`: `udp_send`, `udp_recv`,
+/// `tcp_accept`, `tcp_limit`, `tcp_connect`, `tcp_queue_full`, `tcp_read`,
+/// `tcp_write`, `tcp_send`.
+pub const TRANSPORT_ERRORS: &str = "hotline_sip_transport_errors_total";
+/// TCP connections open now (inbound and outbound).
+pub const TCP_CONNECTIONS: &str = "hotline_sip_tcp_connections";
+/// Calls not yet fully ended.
+pub const CALLS_LIVE: &str = "hotline_calls_live";
+/// 1 while draining after SIGTERM.
+pub const DRAINING: &str = "hotline_draining";
+/// Always 1; the `version` label carries the build.
+pub const BUILD_INFO: &str = "hotline_build_info";
+/// Always 1 while the process serves.
+pub const UP: &str = "hotline_up";
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Install the Prometheus recorder as the global `metrics` recorder (once
+/// per process; later calls return the same handle) and set the static
+/// gauges.
+pub fn install() -> PrometheusHandle {
+    let handle = HANDLE.get_or_init(|| {
+        let builder = match PrometheusBuilder::new().set_quantiles(QUANTILES) {
+            Ok(b) => b,
+            // Only for an empty or out-of-range list, which QUANTILES is not.
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics: default quantiles used");
+                PrometheusBuilder::new()
+            }
+        };
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("metrics: another global recorder is installed; /metrics stays empty");
+        }
+        describe();
+        handle
+    });
+    metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    metrics::gauge!(UP).set(1.0);
+    handle.clone()
 }
 
-/// Periodic upkeep of the recorder (histogram windows).
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_histogram!(
+        PROCESSING_SECONDS,
+        Unit::Seconds,
+        "Time the signalling core spends on one input, outputs drained"
+    );
+    describe_counter!(MESSAGES_RECEIVED, "SIP messages received");
+    describe_counter!(MESSAGES_SENT, "SIP messages handed to the network");
+    describe_counter!(BYTES_RECEIVED, Unit::Bytes, "Bytes of SIP received");
+    describe_counter!(
+        BYTES_SENT,
+        Unit::Bytes,
+        "Bytes of SIP handed to the network"
+    );
+    describe_counter!(DROPPED, "Messages dropped before they were handled");
+    describe_counter!(TRANSPORT_ERRORS, "Socket and connection failures");
+    describe_gauge!(TCP_CONNECTIONS, "TCP connections open");
+    describe_gauge!(CALLS_LIVE, "Calls not yet fully ended");
+    describe_gauge!(DRAINING, "1 while draining after SIGTERM");
+    describe_gauge!(BUILD_INFO, "Build information");
+    describe_gauge!(UP, "1 while the process serves");
+}
+
+/// Run the exporter's upkeep (histogram folding) every [`UPKEEP_INTERVAL`],
+/// forever; spawn it and abort it at shutdown.
 pub async fn upkeep(handle: PrometheusHandle) {
-    let mut t = tokio::time::interval(Duration::from_secs(5));
+    let mut tick = tokio::time::interval(UPKEEP_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        t.tick().await;
+        tick.tick().await;
         handle.run_upkeep();
     }
 }
 
-/// A message arrived.
-pub fn received(p: &Packet) {
-    let t = transport_label(p.transport);
-    metrics::counter!("hotline_sip_messages_received_total", "transport" => t).increment(1);
-    metrics::counter!("hotline_sip_bytes_received_total", "transport" => t)
-        .increment(p.data.len() as u64);
+/// Count a message dropped before the core saw it.
+pub fn dropped(reason: &'static str) {
+    metrics::counter!(DROPPED, "reason" => reason).increment(1);
 }
 
-/// A message left.
-pub fn sent(t: &Transmit) {
-    let l = transport_label(t.transport);
-    metrics::counter!("hotline_sip_messages_sent_total", "transport" => l).increment(1);
-    metrics::counter!("hotline_sip_bytes_sent_total", "transport" => l)
-        .increment(t.data.len() as u64);
+/// Count a socket or connection failure.
+pub fn transport_error(kind: &'static str) {
+    metrics::counter!(TRANSPORT_ERRORS, "kind" => kind).increment(1);
 }
 
-/// The core processed `n` inputs in `d` (recorded per input).
-pub fn processing(d: Duration, n: usize) {
-    let per = d.as_secs_f64() / n.max(1) as f64;
-    let h = metrics::histogram!("hotline_sip_processing_seconds");
-    for _ in 0..n {
-        h.record(per);
+/// Counters of one direction over one transport.
+#[derive(Clone)]
+struct PerTransport {
+    messages: Counter,
+    bytes: Counter,
+}
+
+impl PerTransport {
+    fn new(messages: &'static str, bytes: &'static str, t: Transport) -> Self {
+        let label = match t {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+        };
+        Self {
+            messages: metrics::counter!(messages, "transport" => label),
+            bytes: metrics::counter!(bytes, "transport" => label),
+        }
+    }
+
+    fn add(&self, len: usize) {
+        self.messages.increment(1);
+        self.bytes.increment(len as u64);
     }
 }
 
-/// A transport-level failure.
-pub fn transport_error(kind: &'static str) {
-    metrics::counter!("hotline_sip_transport_errors_total", "kind" => kind).increment(1);
+/// The handles the hot path records into, registered once so recording is
+/// an atomic add (counters) or a push to a lock-free bucket (histogram),
+/// with no key lookup.
+#[derive(Clone)]
+pub struct SipMetrics {
+    rx_udp: PerTransport,
+    rx_tcp: PerTransport,
+    tx_udp: PerTransport,
+    tx_tcp: PerTransport,
+    processing: Histogram,
+    calls_live: Gauge,
+    draining: Gauge,
 }
 
-/// A message dropped by the driver.
-pub fn dropped(reason: &'static str) {
-    metrics::counter!("hotline_sip_dropped_total", "reason" => reason).increment(1);
+impl SipMetrics {
+    /// Register the handles with the global recorder (install it first).
+    pub fn new() -> Self {
+        Self {
+            rx_udp: PerTransport::new(MESSAGES_RECEIVED, BYTES_RECEIVED, Transport::Udp),
+            rx_tcp: PerTransport::new(MESSAGES_RECEIVED, BYTES_RECEIVED, Transport::Tcp),
+            tx_udp: PerTransport::new(MESSAGES_SENT, BYTES_SENT, Transport::Udp),
+            tx_tcp: PerTransport::new(MESSAGES_SENT, BYTES_SENT, Transport::Tcp),
+            processing: metrics::histogram!(PROCESSING_SECONDS),
+            calls_live: metrics::gauge!(CALLS_LIVE),
+            draining: metrics::gauge!(DRAINING),
+        }
+    }
+
+    /// A message of `len` bytes arrived over `t`.
+    pub fn received(&self, t: Transport, len: usize) {
+        match t {
+            Transport::Udp => self.rx_udp.add(len),
+            Transport::Tcp => self.rx_tcp.add(len),
+        }
+    }
+
+    /// A message of `len` bytes was handed to the network over `t`.
+    pub fn sent(&self, t: Transport, len: usize) {
+        match t {
+            Transport::Udp => self.tx_udp.add(len),
+            Transport::Tcp => self.tx_tcp.add(len),
+        }
+    }
+
+    /// The core took `dt` for one input.
+    pub fn processing(&self, dt: Duration) {
+        self.processing.record(dt.as_secs_f64());
+    }
+
+    /// Calls not yet fully ended, and whether we are draining.
+    pub fn calls(&self, live: usize, draining: bool) {
+        self.calls_live.set(live as f64);
+        self.draining.set(if draining { 1.0 } else { 0.0 });
+    }
+}
+
+impl Default for SipMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_summary_with_quantiles_and_counters() {
+        let handle = install();
+        let m = SipMetrics::new();
+        for i in 1..=100u64 {
+            m.processing(Duration::from_micros(i));
+        }
+        m.received(Transport::Udp, 400);
+        m.sent(Transport::Tcp, 300);
+        dropped("too_large");
+        handle.run_upkeep();
+        let text = handle.render();
+        for want in [
+            "hotline_sip_processing_seconds{quantile=\"0.5\"}",
+            "hotline_sip_processing_seconds{quantile=\"0.9\"}",
+            "hotline_sip_processing_seconds{quantile=\"0.99\"}",
+            "hotline_sip_processing_seconds{quantile=\"0.999\"}",
+            "hotline_sip_processing_seconds_count",
+            "hotline_sip_messages_received_total{transport=\"udp\"}",
+            "hotline_sip_bytes_received_total{transport=\"udp\"}",
+            "hotline_sip_messages_sent_total{transport=\"tcp\"}",
+            "hotline_sip_dropped_total{reason=\"too_large\"}",
+            "hotline_up 1",
+            "hotline_build_info{version=\"",
+        ] {
+            assert!(text.contains(want), "missing {want} in\n{text}");
+        }
+    }
 }

@@ -1,236 +1,626 @@
-//! The tokio driver: sockets, the clock, the HTTP API, signals, systemd.
+//! The thin driver (CONVENTIONS §10): tokio sockets, timers, the HTTP API,
+//! signals and systemd around the sans-IO [`Gateway`].
 //!
-//! Thin by design (CONVENTIONS §10): the core loop only moves bytes between
-//! sockets and [`Gateway`], sleeps until the core's next deadline, and
-//! measures how long the core took per input. Shutdown is injected
-//! (mini-redis `run(listener, shutdown)`): on it the core drains, and the
-//! loop ends when no call is left or `node.shutdown_grace` has passed.
+//! # The core loop
+//! One task owns the [`Gateway`] (single owner: no locks, no races). Each
+//! turn it sends what the core asked for, then waits for the first of:
+//!
+//! 1. the shutdown future (SIGTERM/SIGINT): [`Input::Drain`];
+//! 2. the core's deadline: [`Gateway::handle_timeout`];
+//! 3. the tick (1 s; half the systemd watchdog interval when that is
+//!    shorter): `WATCHDOG=1`, `STATUS=`, gauges. Pinged from this loop, so
+//!    a stuck core stops pinging;
+//! 4. received messages (from the UDP receive task and the TCP connection
+//!    tasks) and accepted connections, up to [`BATCH`] per wake;
+//! 5. a TCP connection task ending: [`Input::ConnClosed`].
+//!
+//! UDP is read by its own task, not by the core loop: it drains the
+//! kernel buffer while the core works, so a burst waits in a deep channel
+//! instead of overflowing the socket's receive buffer (default 208 KB, a
+//! few hundred datagrams; we cannot raise `SO_RCVBUF` without `socket2`).
+//! Sends go out from the core loop (`try_send_to`).
+//!
+//! The order is `biased`: a due timer is never starved by a packet flood
+//! (the timer arm only wins when it is due, so it costs nothing otherwise).
+//!
+//! After every input the loop drains [`Gateway::poll_output`] to its
+//! `Timeout` (the loop contract, see [`crate::gateway`]) and records how long
+//! that took in `hotline_sip_processing_seconds`. The sends happen after
+//! the measurement, so it measures the core, not the kernel.
+//!
+//! # Shutdown (CONVENTIONS §11)
+//! The shutdown future is injected ([`run`]); [`run_blocking`] wires it to
+//! SIGTERM/SIGINT. On it: [`Input::Drain`] (the core answers new INVITEs
+//! 503), `/healthz` answers 503, `STOPPING=1`; the loop ends once
+//! [`Gateway::live_calls`] is 0 (after the last outputs went out) or
+//! `node.shutdown_grace` has passed; TCP connections get a moment to write
+//! what is queued, and [`run`] returns `Ok`. A second signal exits the
+//! process at once with status 1. SIGHUP re-reads and checks the
+//! configuration file (applied at the next start).
 
 pub mod api;
+pub mod log;
 pub mod metrics;
 pub mod net;
 pub mod systemd;
 
-use crate::config::Config;
-use crate::gateway::{Gateway, Input, Output};
-use crate::sip::transport::{Transmit, Transport};
-use crate::time::{self, Duration, Instant};
-use net::{NetEvent, Network};
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::Config;
+use crate::gateway::{Gateway, Input, Output, Reason};
+use crate::sip::transport::{Packet, Transmit, Transport};
+use crate::time::{self, Instant};
+
+use self::metrics::SipMetrics;
+use self::net::{Conns, NetEvent};
+use self::systemd::Notifier;
+
+/// Most network events handled per wake of the core loop.
+pub const BATCH: usize = 64;
+/// Capacity of the channel from the socket tasks to the core loop.
+const EVENT_QUEUE: usize = 8192;
+/// At exit, how long TCP connections may take to write what is queued.
+const TCP_FLUSH_AT_EXIT: Duration = Duration::from_secs(1);
+/// At exit, how long the HTTP API may take to finish its requests.
+const API_STOP: Duration = Duration::from_secs(1);
 
 /// Why the driver could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {
-    /// A listener could not be bound.
-    #[error("cannot listen on {addr} (config key `{key}`): {source}")]
+    /// A listening socket could not be bound.
+    #[error("cannot bind {transport} {addr} (config key `{key}`): {source}{hint}", hint = bind_hint(.key, .source))]
     Bind {
-        /// The address.
-        addr: std::net::SocketAddr,
-        /// The config key that set it.
+        /// The configuration key that names the address.
         key: &'static str,
-        /// The OS error.
-        source: std::io::Error,
+        /// `UDP`, `TCP` or `HTTP`.
+        transport: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// What the OS said.
+        source: io::Error,
     },
-    /// The runtime could not start.
-    #[error("cannot start the runtime: {0}")]
-    Runtime(std::io::Error),
-    /// The metrics recorder could not be installed.
-    #[error("cannot install the metrics recorder: {0}")]
-    Metrics(String),
+    /// The tokio runtime could not be built.
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[source] io::Error),
+    /// The signal handlers could not be installed.
+    #[error("cannot install the SIGTERM/SIGINT handlers: {0}")]
+    Signals(#[source] io::Error),
 }
 
-/// State shared with the HTTP API (read-only facts about the core).
-#[derive(Debug, Default)]
-pub struct Shared {
-    /// The node is draining.
-    pub draining: AtomicBool,
-    /// Live calls, updated by the core loop.
-    pub live_calls: AtomicUsize,
-}
-
-/// Run until shutdown on a new multi-threaded runtime; SIGTERM/SIGINT drain.
-pub fn run_blocking(config: Config) -> Result<(), DriverError> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .thread_name("hotline")
-        .build()
-        .map_err(DriverError::Runtime)?;
-    rt.block_on(run(config, shutdown_signal()))
-}
-
-/// Resolves on the first SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let term = signal(SignalKind::terminate());
-    let int = signal(SignalKind::interrupt());
-    match (term, int) {
-        (Ok(mut t), Ok(mut i)) => {
-            tokio::select! {
-                _ = t.recv() => tracing::info!("SIGTERM: draining"),
-                _ = i.recv() => tracing::info!("SIGINT: draining"),
-            }
+fn bind_hint(key: &str, e: &io::Error) -> String {
+    let flag = format!("--{}", key.replace('.', "-"));
+    match e.kind() {
+        io::ErrorKind::AddrInUse => {
+            format!("\n  help: another process uses this address; change `{key}` or pass {flag}")
         }
-        _ => {
-            // Without signal handlers we can still be stopped by ctrl-c.
-            let _ = tokio::signal::ctrl_c().await;
+        io::ErrorKind::AddrNotAvailable => {
+            format!("\n  help: no interface of this host has that address; check `{key}`")
         }
+        io::ErrorKind::PermissionDenied => {
+            "\n  help: ports below 1024 need CAP_NET_BIND_SERVICE".to_owned()
+        }
+        _ => String::new(),
     }
 }
 
-/// Run the gateway until `shutdown` resolves and the drain completes.
+/// Run the gateway until `shutdown` completes and the drain ends:
+/// [`Sockets::bind`], then [`Sockets::run`].
+///
+/// # Errors
+/// A socket cannot be bound ([`DriverError::Bind`] names the address and
+/// the config key).
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), DriverError> {
-    let handle = metrics::install()?;
-    let config = Arc::new(config);
-    let shared = Arc::new(Shared::default());
-
-    let api_listener = tokio::net::TcpListener::bind(config.api.listen)
-        .await
-        .map_err(|source| DriverError::Bind {
-            addr: config.api.listen,
-            key: "api.listen",
-            source,
-        })?;
-    let (mut network, mut events) = Network::bind(&config).await?;
-    tokio::spawn(api::serve(api_listener, handle.clone(), shared.clone()));
-    tokio::spawn(metrics::upkeep(handle));
-
-    let seed = {
-        let t = time::unix_now();
-        t.as_nanos() as u64 ^ (u64::from(std::process::id()) << 32)
-    };
-    let now = time::now();
-    let mut gw = Gateway::new(config.clone(), seed, now);
-    tracing::info!(
-        node = %config.node.name,
-        sip = %config.sip.listen,
-        api = %config.api.listen,
-        "hotline gateway serving ({} routes)",
-        config.routes.len()
-    );
-    systemd::ready();
-
-    let mut outbox: Vec<Transmit> = Vec::with_capacity(64);
-    let mut deadline = drain_outputs(&mut gw, &mut network);
-    let mut watchdog = systemd::watchdog_interval().map(tokio::time::interval);
-    tokio::pin!(shutdown);
-    let mut drain_started: Option<Instant> = None;
-    let grace = config.node.shutdown_grace;
-
-    loop {
-        shared.live_calls.store(gw.live_calls(), Ordering::Relaxed);
-        if let Some(started) = drain_started {
-            if gw.live_calls() == 0 {
-                tracing::info!("drained: no live calls");
-                break;
-            }
-            if time::now().duration_since(started) >= grace {
-                tracing::warn!(
-                    calls = gw.live_calls(),
-                    "shutdown grace elapsed with live calls"
-                );
-                break;
-            }
-        }
-        let sleep_until = match drain_started {
-            Some(s) => deadline.min(s + grace),
-            None => deadline,
-        };
-        tokio::select! {
-            biased;
-            ev = events.recv() => {
-                let Some(ev) = ev else { break };
-                // The core's own time per input (parse, transactions, B2BUA,
-                // outputs built) is measured apart from the socket writes.
-                let t0 = time::now();
-                let mut n = 1;
-                feed(&mut gw, &mut network, ev, t0);
-                // Cheap batch: whatever else already arrived.
-                while n < 64 {
-                    let Ok(ev) = events.try_recv() else { break };
-                    feed(&mut gw, &mut network, ev, t0);
-                    n += 1;
-                }
-                deadline = collect_outputs(&mut gw, &mut outbox);
-                metrics::processing(time::now().duration_since(t0), n);
-                for t in outbox.drain(..) {
-                    metrics::sent(&t);
-                    network.send(t);
-                }
-            }
-            _ = tokio::time::sleep_until(sleep_until.into()) => {
-                let now = time::now();
-                gw.handle_timeout(now);
-                deadline = drain_outputs(&mut gw, &mut network);
-            }
-            _ = &mut shutdown, if drain_started.is_none() => {
-                drain_started = Some(time::now());
-                shared.draining.store(true, Ordering::Relaxed);
-                systemd::stopping();
-                gw.handle_input(Input::Drain, time::now());
-                deadline = drain_outputs(&mut gw, &mut network);
-                tracing::info!(calls = gw.live_calls(), grace_s = grace.as_secs(), "draining");
-            }
-            _ = async { if let Some(w) = watchdog.as_mut() { w.tick().await; } else { std::future::pending::<()>().await } } => {
-                // Pinged from the core loop: a stuck core stops pinging.
-                systemd::watchdog();
-                systemd::status(&format!("{} live calls{}", gw.live_calls(), if drain_started.is_some() { ", draining" } else { "" }));
-            }
-        }
-    }
-    // Let the last datagrams leave.
-    network.flush().await;
+    Sockets::bind(config).await?.run(shutdown).await;
     Ok(())
 }
 
-/// Hand one network event to the core.
-fn feed(gw: &mut Gateway, network: &mut Network, ev: NetEvent, now: Instant) {
-    match ev {
-        NetEvent::Packet(p) => {
-            metrics::received(&p);
-            gw.handle_input(Input::Packet(p), now);
+/// Build the runtime, wire SIGTERM/SIGINT as the shutdown, and [`run`].
+///
+/// The first signal drains (returns `Ok` when done); a second one exits
+/// the process at once with status 1.
+///
+/// # Errors
+/// See [`DriverError`].
+pub fn run_blocking(config: Config) -> Result<(), DriverError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("hotline-io")
+        .enable_all()
+        .build()
+        .map_err(DriverError::Runtime)?;
+    // The core loop runs on this thread (block_on), the socket tasks on
+    // the two workers: the UDP reader keeps draining the kernel buffer in
+    // parallel while the core works. (Spawned onto the workers instead, the
+    // core and the reader end up taking turns on one worker: tokio's LIFO
+    // slot wakes the core on the reader's worker, where it cannot be
+    // stolen.)
+    let result = rt.block_on(async {
+        let shutdown = signals(config.origin.clone()).map_err(DriverError::Signals)?;
+        run(config, shutdown).await
+    });
+    rt.shutdown_timeout(Duration::from_secs(1));
+    result
+}
+
+/// The shutdown future: completes on the first SIGTERM or SIGINT; the
+/// second one exits the process with status 1. SIGHUP (`systemctl reload`)
+/// re-reads and checks the configuration file `origin`.
+fn signals(origin: String) -> io::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let (tx, rx) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let first = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        tracing::info!(
+            signal = first,
+            "shutdown requested (send it again to exit at once)"
+        );
+        let _ = tx.send(());
+        let second = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        tracing::warn!(
+            signal = second,
+            "second signal: exiting now, live calls are cut"
+        );
+        std::process::exit(1);
+    });
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            check_reload(&origin);
         }
-        NetEvent::Closed(id) => {
-            network.closed(id);
-            gw.handle_input(Input::ConnClosed(id), now);
+    });
+    Ok(async {
+        let _ = rx.await;
+    })
+}
+
+/// SIGHUP: re-read and validate the configuration. The core takes its
+/// configuration at start only, so a valid file is applied by a restart.
+fn check_reload(origin: &str) {
+    if origin == crate::config::DEMO_ORIGIN {
+        tracing::info!("SIGHUP: running the embedded demo configuration; nothing to re-read");
+        return;
+    }
+    match crate::config::load(std::path::Path::new(origin)) {
+        Ok(_) => tracing::warn!(
+            config = origin,
+            "SIGHUP: the configuration file is valid, but this version applies it only at \
+             start: restart to apply changes"
+        ),
+        Err(e) => tracing::error!(
+            "SIGHUP: the configuration file is not usable (still running the old one): {e}"
+        ),
+    }
+}
+
+/// The bound listening sockets, ready to [`run`](Sockets::run). Binding
+/// first lets a caller learn the actual addresses (port 0 in tests).
+pub struct Sockets {
+    config: Config,
+    udp: UdpSocket,
+    tcp: TcpListener,
+    api: TcpListener,
+}
+
+impl Sockets {
+    /// Bind `sip.listen` (UDP, then TCP on the same address; a port 0
+    /// `listen` gets the UDP port for TCP too) and `api.listen`. The
+    /// config's listen addresses are updated to the bound ones, so the core
+    /// advertises the real port.
+    ///
+    /// # Errors
+    /// [`DriverError::Bind`] names the address and the config key.
+    pub async fn bind(mut config: Config) -> Result<Sockets, DriverError> {
+        let (udp, tcp) =
+            net::bind(config.sip.listen)
+                .await
+                .map_err(|(transport, addr, source)| DriverError::Bind {
+                    key: "sip.listen",
+                    transport,
+                    addr,
+                    source,
+                })?;
+        let api = TcpListener::bind(config.api.listen)
+            .await
+            .map_err(|source| DriverError::Bind {
+                key: "api.listen",
+                transport: "HTTP",
+                addr: config.api.listen,
+                source,
+            })?;
+        if let Ok(a) = udp.local_addr() {
+            config.sip.listen = a;
         }
-        NetEvent::Opened(conn) => network.opened(conn),
+        if let Ok(a) = api.local_addr() {
+            config.api.listen = a;
+        }
+        Ok(Sockets {
+            config,
+            udp,
+            tcp,
+            api,
+        })
+    }
+
+    /// The address SIP (UDP and TCP) is bound to.
+    pub fn sip_addr(&self) -> SocketAddr {
+        self.config.sip.listen
+    }
+
+    /// The address the HTTP API is bound to.
+    pub fn api_addr(&self) -> SocketAddr {
+        self.config.api.listen
+    }
+
+    /// Serve until `shutdown` completes and the drain ends (module docs).
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let Sockets {
+            config,
+            udp,
+            tcp,
+            api,
+        } = self;
+        let config = Arc::new(config);
+        tracing::info!(
+            node = %config.node.name,
+            config = %config.origin,
+            sip = %config.sip.listen,
+            advertise = %config.sip.advertise,
+            api = %config.api.listen,
+            "hotline listening (SIP over UDP and TCP)"
+        );
+
+        let prometheus = metrics::install();
+        let draining = Arc::new(AtomicBool::new(false));
+        let (api_stop, api_stopped) = oneshot::channel::<()>();
+        let api_state = api::ApiState {
+            metrics: prometheus.clone(),
+            draining: draining.clone(),
+        };
+        let api_task = tokio::spawn(api::serve(api, api_state, async {
+            let _ = api_stopped.await;
+        }));
+        let upkeep = tokio::spawn(metrics::upkeep(prometheus));
+
+        let udp = Arc::new(udp);
+        let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
+        let accept = tokio::spawn(net::accept_loop(tcp, events_tx.clone()));
+        let udp_recv = tokio::spawn(net::udp_loop(
+            udp.clone(),
+            events_tx.clone(),
+            config.sip.max_message_bytes,
+        ));
+        let conns = Conns::new(
+            events_tx,
+            config.sip.tcp_max_connections,
+            config.sip.max_message_bytes,
+            config.sip.tcp_idle_timeout,
+        );
+
+        CoreLoop::new(config, udp, events_rx, conns, draining)
+            .run(shutdown, [accept.abort_handle(), udp_recv.abort_handle()])
+            .await;
+
+        let _ = api_stop.send(());
+        match tokio::time::timeout(API_STOP, api_task).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "http api failed"),
+            Ok(Err(e)) => tracing::error!(error = %e, "bug: http api task failed"),
+            Err(_) => tracing::debug!("http api stopped with requests in flight"),
+        }
+        upkeep.abort();
+        tracing::info!("stopped");
+    }
+}
+
+/// The core and what it asked for: feeds inputs, drains outputs, measures.
+struct Core {
+    gw: Gateway,
+    out: Vec<Transmit>,
+    next: (Instant, Reason),
+    metrics: SipMetrics,
+}
+
+impl Core {
+    fn new(config: Arc<Config>, metrics: SipMetrics) -> Self {
+        let seed = (time::unix_now().as_nanos() as u64) ^ (u64::from(std::process::id()) << 32);
+        let mut gw = Gateway::new(config, seed, time::now());
+        let mut out = Vec::new();
+        let next = drain(&mut gw, &mut out);
+        Self {
+            gw,
+            out,
+            next,
+            metrics,
+        }
+    }
+
+    fn input(&mut self, input: Input) {
+        let now = time::now();
+        self.gw.handle_input(input, now);
+        self.next = drain(&mut self.gw, &mut self.out);
+        self.metrics
+            .processing(time::now().saturating_duration_since(now));
+    }
+
+    fn timeout(&mut self) {
+        let now = time::now();
+        tracing::trace!(reason = ?self.next.1, "timer");
+        self.gw.handle_timeout(now);
+        self.next = drain(&mut self.gw, &mut self.out);
+        self.metrics
+            .processing(time::now().saturating_duration_since(now));
+    }
+
+    fn packet(&mut self, p: Packet) {
+        self.metrics.received(p.transport, p.data.len());
+        self.input(Input::Packet(p));
     }
 }
 
 /// The loop contract: drain outputs until the core names its next deadline.
-fn drain_outputs(gw: &mut Gateway, network: &mut Network) -> Instant {
-    let mut out = Vec::new();
-    let at = collect_outputs(gw, &mut out);
-    for t in out {
-        metrics::sent(&t);
-        network.send(t);
-    }
-    at
-}
-
-/// Drain the core's outputs into `out`; return its next deadline.
-fn collect_outputs(gw: &mut Gateway, out: &mut Vec<Transmit>) -> Instant {
+fn drain(gw: &mut Gateway, out: &mut Vec<Transmit>) -> (Instant, Reason) {
     loop {
         match gw.poll_output() {
             Output::Transmit(t) => out.push(t),
-            Output::Timeout(at, reason) => {
-                tracing::trace!(?reason, "next wake");
-                // Never sleep longer than a minute: a bounded loop is easier
-                // to reason about (and `far_future` is only a marker).
-                let cap = time::now() + Duration::from_secs(60);
-                return at.min(cap);
+            Output::Timeout(at, reason) => return (at, reason),
+        }
+    }
+}
+
+/// The core loop's state: the core and the sockets it drives.
+struct CoreLoop {
+    config: Arc<Config>,
+    core: Core,
+    udp: Arc<UdpSocket>,
+    events: mpsc::Receiver<NetEvent>,
+    conns: Conns,
+    draining: Arc<AtomicBool>,
+    notifier: Notifier,
+}
+
+impl CoreLoop {
+    fn new(
+        config: Arc<Config>,
+        udp: Arc<UdpSocket>,
+        events: mpsc::Receiver<NetEvent>,
+        conns: Conns,
+        draining: Arc<AtomicBool>,
+    ) -> Self {
+        Self {
+            core: Core::new(config.clone(), SipMetrics::new()),
+            config,
+            udp,
+            events,
+            conns,
+            draining,
+            notifier: Notifier::new(),
+        }
+    }
+
+    /// Serve until the drain ends; then abort the socket tasks (`readers`)
+    /// and close the TCP connections.
+    async fn run(
+        mut self,
+        shutdown: impl Future<Output = ()>,
+        readers: [tokio::task::AbortHandle; 2],
+    ) {
+        tokio::pin!(shutdown);
+        let mut tick = tokio::time::interval(self.notifier.tick_interval());
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut drain_until: Option<Instant> = None;
+        self.notifier.ready("serving: 0 calls");
+
+        loop {
+            self.flush().await;
+            if let Some(until) = drain_until {
+                let live = self.core.gw.live_calls();
+                if live == 0 {
+                    tracing::info!("drained: no live calls");
+                    break;
+                }
+                if time::now() >= until {
+                    tracing::warn!(
+                        live,
+                        grace = ?self.config.node.shutdown_grace,
+                        "shutdown grace over: exiting with live calls"
+                    );
+                    break;
+                }
+            }
+            let deadline = tokio::time::Instant::from_std(self.core.next.0);
+            let grace_over = drain_until.map(tokio::time::Instant::from_std);
+            tokio::select! {
+                biased;
+                () = &mut shutdown, if drain_until.is_none() => {
+                    drain_until = Some(time::now() + self.config.node.shutdown_grace);
+                    self.start_drain();
+                }
+                () = tokio::time::sleep_until(deadline) => self.core.timeout(),
+                _ = tick.tick() => self.tick(drain_until.is_some()),
+                ev = self.events.recv() => {
+                    let mut ev = ev;
+                    for _ in 0..BATCH {
+                        match ev {
+                            Some(NetEvent::Packet(p)) => self.core.packet(p),
+                            Some(NetEvent::Accepted(stream, peer)) => self.conns.accepted(stream, peer),
+                            // Never while `conns` holds a sender.
+                            None => break,
+                        }
+                        ev = self.events.try_recv().ok();
+                    }
+                }
+                closed = self.conns.next_closed() => {
+                    if let Some(id) = closed {
+                        self.core.input(Input::ConnClosed(id));
+                    }
+                }
+                () = sleep_until_opt(grace_over) => {}
+            }
+        }
+
+        // Stop reading, let queued TCP writes out, close.
+        for r in readers {
+            r.abort();
+        }
+        let CoreLoop { events, conns, .. } = self;
+        drop(events);
+        conns.shutdown(TCP_FLUSH_AT_EXIT).await;
+    }
+
+    fn start_drain(&mut self) {
+        let live = self.core.gw.live_calls();
+        tracing::info!(
+            live,
+            grace = ?self.config.node.shutdown_grace,
+            "draining: new calls are refused, live calls go on"
+        );
+        self.draining.store(true, Ordering::Relaxed);
+        self.notifier.stopping(&format!("draining: {live} calls"));
+        self.core.metrics.calls(live, true);
+        self.core.input(Input::Drain);
+    }
+
+    fn tick(&mut self, draining: bool) {
+        self.notifier.watchdog();
+        let live = self.core.gw.live_calls();
+        self.core.metrics.calls(live, draining);
+        let state = if draining { "draining" } else { "serving" };
+        self.notifier.status(&format!("{state}: {live} calls"));
+    }
+
+    /// Send what the core asked for; tell it about connections the sends
+    /// had to close (which may ask for more sends).
+    async fn flush(&mut self) {
+        loop {
+            let mut out = std::mem::take(&mut self.core.out);
+            for t in out.drain(..) {
+                match t.transport {
+                    Transport::Udp => net::send_udp(&self.udp, &t, &self.core.metrics).await,
+                    Transport::Tcp => self.conns.send(t, &self.core.metrics),
+                }
+            }
+            self.core.out = out;
+            let closed = self.conns.take_closed();
+            if closed.is_empty() {
+                return;
+            }
+            for id in closed {
+                self.core.input(Input::ConnClosed(id));
             }
         }
     }
 }
 
-/// Transport label for metrics.
-pub fn transport_label(t: Transport) -> &'static str {
-    match t {
-        Transport::Udp => "udp",
-        Transport::Tcp => "tcp",
+async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    fn local_config() -> Config {
+        let mut c = crate::config::demo();
+        c.sip.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        c.api.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        c
+    }
+
+    const OPTIONS: &str = "OPTIONS sip:12345@127.0.0.1 SIP/2.0\r\n\
+        Via: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bK-drv-1\r\n\
+        Max-Forwards: 70\r\nFrom: <sip:probe@127.0.0.1>;tag=1\r\n\
+        To: <sip:12345@127.0.0.1>\r\nCall-ID: drv-1@127.0.0.1\r\n\
+        CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+
+    #[tokio::test]
+    async fn serves_health_counts_messages_and_drains_on_shutdown() {
+        let sockets = match Sockets::bind(local_config()).await {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        };
+        let (sip, api) = (sockets.sip_addr(), sockets.api_addr());
+        assert_ne!(sip.port(), 0);
+        assert_ne!(api.port(), 0);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(sockets.run(async {
+            let _ = stopped.await;
+        }));
+
+        let health = api::tests::get(api, "/healthz").await;
+        assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+
+        let udp = match UdpSocket::bind("127.0.0.1:0").await {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        };
+        assert!(udp.send_to(OPTIONS.as_bytes(), sip).await.is_ok());
+        let mut tcp = match tokio::net::TcpStream::connect(sip).await {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        };
+        let over_tcp = OPTIONS.replace("SIP/2.0/UDP", "SIP/2.0/TCP");
+        assert!(tcp.write_all(over_tcp.as_bytes()).await.is_ok());
+
+        let mut seen = String::new();
+        for _ in 0..100 {
+            seen = api::tests::get(api, "/metrics").await;
+            if seen.contains("hotline_sip_messages_received_total{transport=\"udp\"}")
+                && seen.contains("hotline_sip_messages_received_total{transport=\"tcp\"}")
+                && seen.contains("hotline_sip_processing_seconds_count")
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(
+            seen.contains("hotline_sip_messages_received_total{transport=\"tcp\"}"),
+            "{seen}"
+        );
+
+        // No live calls: the drain ends at once.
+        let _ = stop.send(());
+        let done = tokio::time::timeout(Duration::from_secs(5), server).await;
+        assert!(matches!(done, Ok(Ok(()))), "did not stop");
+    }
+
+    #[tokio::test]
+    async fn bind_failure_names_the_key_and_address() {
+        let taken = match UdpSocket::bind("127.0.0.1:0").await {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        };
+        let mut c = local_config();
+        c.sip.listen = match taken.local_addr() {
+            Ok(a) => a,
+            Err(e) => panic!("{e}"),
+        };
+        let err = match Sockets::bind(c.clone()).await {
+            Ok(_) => panic!("bound a taken address"),
+            Err(e) => e,
+        };
+        let text = err.to_string();
+        assert!(text.contains("`sip.listen`"), "{text}");
+        assert!(text.contains(&c.sip.listen.to_string()), "{text}");
+        assert!(text.contains("--sip-listen"), "{text}");
     }
 }
