@@ -71,10 +71,7 @@ impl Gateway {
             t4: sip.t4,
         };
         let local = LocalVia {
-            host: match sip.advertise {
-                std::net::IpAddr::V6(v6) => format!("[{v6}]"),
-                v4 => v4.to_string(),
-            },
+            host: crate::sip::transport::host_literal(sip.advertise),
             port: sip.listen.port(),
         };
         Gateway {
@@ -218,23 +215,9 @@ fn far_future() -> Instant {
 }
 
 fn method_label(m: &Method) -> &'static str {
-    match m {
-        Method::Invite => "INVITE",
-        Method::Ack => "ACK",
-        Method::Bye => "BYE",
-        Method::Cancel => "CANCEL",
-        Method::Options => "OPTIONS",
-        Method::Register => "REGISTER",
-        Method::Info => "INFO",
-        Method::Update => "UPDATE",
-        Method::Prack => "PRACK",
-        Method::Refer => "REFER",
-        Method::Notify => "NOTIFY",
-        Method::Subscribe => "SUBSCRIBE",
-        Method::Message => "MESSAGE",
-        Method::Publish => "PUBLISH",
-        Method::Other(_) => "other",
-    }
+    // Extension methods share one label: a label per arbitrary token would
+    // let a peer grow the metric set without bound.
+    m.standard_name().unwrap_or("other")
 }
 
 fn class_label(status: u16) -> &'static str {

@@ -14,7 +14,7 @@ use crate::rng::Rng;
 use crate::sip::dialog::Dialog;
 use crate::sip::msg::{Hdr, Method, NameAddr, Request, Response, SipHeaders};
 use crate::sip::transaction::{Peer, Transactions, TsxEvent};
-use crate::sip::transport::Transport;
+use crate::sip::transport::{host_literal, Transport};
 use crate::time::{Instant, TimerQueue};
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -75,7 +75,10 @@ pub struct B2bua {
     ids: IdGen,
     rng: Rng,
     draining: bool,
-    contacts: Contacts,
+    /// Shared so a handler can hold it while it borrows a call mutably.
+    contacts: Arc<Contacts>,
+    /// Our advertised host, as written in From and Contact.
+    host: String,
     stats: B2buaStats,
 }
 
@@ -111,17 +114,14 @@ pub fn map_failure(status: u16) -> u16 {
 impl B2bua {
     /// A B2BUA for this configuration.
     pub fn new(config: Arc<Config>, seed: u64) -> B2bua {
-        let host = config.sip.advertise;
+        let host = host_literal(config.sip.advertise);
         let port = config.sip.listen.port();
-        let host = match host {
-            std::net::IpAddr::V6(v6) => format!("[{v6}]"),
-            v4 => v4.to_string(),
-        };
         B2bua {
-            contacts: Contacts {
+            contacts: Arc::new(Contacts {
                 udp: format!("<sip:hotline@{host}:{port}>"),
                 tcp: format!("<sip:hotline@{host}:{port};transport=tcp>"),
-            },
+            }),
+            host,
             config,
             calls: HashMap::new(),
             by_tsx: HashMap::new(),
@@ -322,11 +322,9 @@ impl B2bua {
             addr: target.address,
             conn: None,
         };
-        let host = self.host();
-        let taddr = match target.address {
-            std::net::SocketAddr::V6(v6) => format!("[{}]:{}", v6.ip(), v6.port()),
-            v4 => v4.to_string(),
-        };
+        let host = &self.host;
+        // SocketAddr's Display already brackets IPv6.
+        let taddr = target.address;
         let tparam = if b_transport == Transport::Tcp {
             ";transport=tcp"
         } else {
@@ -388,13 +386,6 @@ impl B2bua {
             },
         );
         metrics::gauge!("hotline_calls_active").set(self.calls.len() as f64);
-    }
-
-    fn host(&self) -> String {
-        match self.config.sip.advertise {
-            std::net::IpAddr::V6(v6) => format!("[{v6}]"),
-            v4 => v4.to_string(),
-        }
     }
 
     fn on_in_dialog(

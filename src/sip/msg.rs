@@ -71,6 +71,14 @@ impl Method {
     /// The method as it appears on the wire.
     pub fn as_str(&self) -> &str {
         match self {
+            Method::Other(s) => s,
+            m => m.standard_name().unwrap_or_default(),
+        }
+    }
+
+    /// The wire name of a method this crate knows, `None` for extensions.
+    pub fn standard_name(&self) -> Option<&'static str> {
+        Some(match self {
             Method::Invite => "INVITE",
             Method::Ack => "ACK",
             Method::Bye => "BYE",
@@ -85,8 +93,8 @@ impl Method {
             Method::Subscribe => "SUBSCRIBE",
             Method::Message => "MESSAGE",
             Method::Publish => "PUBLISH",
-            Method::Other(s) => s,
-        }
+            Method::Other(_) => return None,
+        })
     }
 
     /// Parse a method token. Methods are case-sensitive (RFC 3261 §7.1):

@@ -3,7 +3,15 @@
 
 use crate::ids::ConnId;
 use bytes::Bytes;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+
+/// An IP as a SIP host (RFC 3261 §25.1): IPv6 references in brackets.
+pub fn host_literal(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V6(v6) => format!("[{v6}]"),
+        v4 => v4.to_string(),
+    }
+}
 
 /// A SIP transport. TLS (and WS for browsers) slot in here later: the core
 /// only needs to know whether a transport is reliable and stream-based.
