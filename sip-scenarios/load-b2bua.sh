@@ -13,7 +13,11 @@
 #     the generator, not the gateway, fell behind (TESTING.md);
 #   - gateway CPU% (average and peak over 1 s samples) and peak RSS, from
 #     /proc/PID/stat and /proc/PID/status; both SIPp processes' CPU%;
-#   - hotline_sip_processing_seconds quantiles 0.5 and 0.99 from /metrics.
+#   - hotline_sip_processing_seconds quantiles 0.5 and 0.99 from /metrics,
+#     sampled every 10 s while the load runs (the summary covers the last
+#     40-60 s); the table shows the worst sample of each;
+#   - datagrams the kernel dropped on the gateway's UDP socket during the
+#     step (hotline_sip_udp_kernel_drops_total, the `kdrop` column).
 # It prints a table and stops after the first step with failed calls.
 #
 # Usage:
@@ -29,6 +33,8 @@
 #   OUT_DIR     where logs, CSVs and the table go, default target/load/<timestamp>
 #   HOTLINE_BIN gateway binary, default target/release/hotline (built unless SKIP_BUILD=1)
 #   SKIP_BUILD  1: do not run cargo build
+#   UDP_BUFFER_BYTES  the gateway's sip.udp_buffer_bytes (default: its own)
+#   UAC_ARGS / UAS_ARGS  extra SIPp options, e.g. "-trace_msg" (debugging)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -139,6 +145,10 @@ csv_last() { # file column-name -> value of that column on the last line
     END { if (!c || last == "") { print "?"; exit } split(last, f, ";"); print f[c] }' "$1" 2>/dev/null || echo "?"
 }
 
+counter() { # metrics-file name -> its value (0 when absent)
+  awk -v n="$2" '$1 == n { v = $2 } END { printf "%.0f", v + 0 }' "$1" 2>/dev/null || printf 0
+}
+
 quantile() { # metrics-file quantile -> max value over all series, in microseconds
   awk -v q="$2" '
     /^hotline_sip_processing_seconds[{]/ && index($0, "quantile=\"" q "\"") {
@@ -159,6 +169,7 @@ shutdown_grace_secs = 5
 [sip]
 listen = "127.0.0.1:$GW_SIP_PORT"
 ring_timeout_secs = 30
+${UDP_BUFFER_BYTES:+udp_buffer_bytes = $UDP_BUFFER_BYTES}
 
 [api]
 listen = "127.0.0.1:$API_PORT"
@@ -219,7 +230,7 @@ run_step() {
       -buff_size 8388608 -max_recv_loops 5000 -max_sched_loops 5000 \
       -trace_err -error_file "$d/uas_errors.log" \
       -trace_stat -stf "$d/uas_stat.csv" -fd 1 \
-      -timeout "${bound}s" >"$d/uas_screen.log" 2>&1 </dev/null &
+      -timeout "${bound}s" ${UAS_ARGS:-} >"$d/uas_screen.log" 2>&1 </dev/null &
   UAS_PID=$!
   local i
   for ((i = 0; i < 50; i++)); do port_busy udp "$UAS_PORT" && break; sleep 0.1; done
@@ -232,7 +243,7 @@ run_step() {
       -recv_timeout 10000 \
       -trace_err -error_file "$d/uac_errors.log" \
       -trace_stat -stf "$d/uac_stat.csv" -fd 1 \
-      -timeout "${bound}s" >"$d/uac_screen.log" 2>&1 </dev/null &
+      -timeout "${bound}s" ${UAC_ARGS:-} >"$d/uac_screen.log" 2>&1 </dev/null &
   UAC_PID=$!
 
   # Sample CPU (and the gateway's RSS) once a second while the UAC runs.
@@ -242,6 +253,10 @@ run_step() {
   local names=(gw uac uas)
   local -A pid_of=([gw]="$gw" [uac]="$UAC_PID" [uas]="$UAS_PID")
   local t_prev t_now dt name ticks cpu rss rss_max=0 started="$SECONDS"
+  local next_sample=10 p50="n/a" p99="n/a" q kdrop0=0 kdrop="n/a"
+  if [ -n "$gw" ] && http_get "$API_PORT" /metrics >"$d/metrics-start.txt"; then
+    kdrop0="$(counter "$d/metrics-start.txt" hotline_sip_udp_kernel_drops_total)"
+  fi
   t_prev="$EPOCHREALTIME"
   for name in "${names[@]}"; do
     prev[$name]="$(cpu_ticks "${pid_of[$name]}")"; sum[$name]=0; cnt[$name]=0; peak[$name]=0
@@ -266,6 +281,18 @@ run_step() {
       fi
       prev[$name]="$ticks"
     done
+    if [ -n "$gw" ] && [ $((SECONDS - started)) -ge "$next_sample" ] \
+        && [ "$next_sample" -le "$DURATION" ]; then
+      # Worst 0.5 and 0.99 quantile over the samples taken under load.
+      if http_get "$API_PORT" /metrics >"$d/metrics-$next_sample.txt"; then
+        q="$(quantile "$d/metrics-$next_sample.txt" 0.5)"
+        [ "$q" != n/a ] && { [ "$p50" = n/a ] || [ "$q" -gt "$p50" ]; } && p50="$q"
+        q="$(quantile "$d/metrics-$next_sample.txt" 0.99)"
+        [ "$q" != n/a ] && { [ "$p99" = n/a ] || [ "$q" -gt "$p99" ]; } && p99="$q"
+      fi
+      next_sample=$((next_sample + 10))
+      [ "$next_sample" -gt "$DURATION" ] && [ $((next_sample - 10)) -lt "$DURATION" ] && next_sample="$DURATION"
+    fi
     if [ -n "$gw" ]; then
       rss="$(rss_kb "$gw")"
       [ "${rss:-0}" -gt "$rss_max" ] && rss_max="$rss"
@@ -306,10 +333,11 @@ run_step() {
   [ "$wd_log" != 0 ] && wd=1
   [ "$wd" = 1 ] && void="VOID"
 
-  local p50="n/a" p99="n/a"
   if [ -n "$gw" ] && http_get "$API_PORT" /metrics >"$d/metrics.txt"; then
-    p50="$(quantile "$d/metrics.txt" 0.5)"
-    p99="$(quantile "$d/metrics.txt" 0.99)"
+    # The drop counter is refreshed every 5 s.
+    sleep 5
+    http_get "$API_PORT" /metrics >"$d/metrics.txt" || true
+    kdrop=$(( $(counter "$d/metrics.txt" hotline_sip_udp_kernel_drops_total) - kdrop0 ))
   fi
 
   avg() { # name -> average CPU% over its samples, or n/a
@@ -326,9 +354,9 @@ run_step() {
     rss_mb="$(awk -v k="$rss_max" 'BEGIN { printf "%.1f", k / 1024 }')"
   fi
 
-  ROW="$(printf '%6s %7s %7s %8s %8s %6s %5s %4s %7s %7s %7s %8s %6s %6s %8s %8s' \
+  ROW="$(printf '%6s %7s %7s %8s %8s %6s %5s %4s %7s %7s %7s %8s %6s %6s %8s %8s %6s' \
     "$rate" "${rate_c%.*}" "$ok" "$failed" "$retrans" "$dead" "$ooc" "${wd_major}/${wd_minor}" \
-    "$setup_ms" "$gw_avg" "$gw_peak" "$rss_mb" "$uac_avg" "$uas_avg" "$p50" "$p99")"
+    "$setup_ms" "$gw_avg" "$gw_peak" "$rss_mb" "$uac_avg" "$uas_avg" "$p50" "$p99" "$kdrop")"
   [ -n "$void" ] && ROW="$ROW  VOID (SIPp watchdog: generator overloaded)"
   [ "$uac_rc" -ne 0 ] && [ "$failed" = 0 ] && ROW="$ROW  (uac exit $uac_rc)"
   STEP_FAILED="$failed"
@@ -351,14 +379,16 @@ else
   log "direct mode: SIPp UAC -> SIPp UAS, no gateway"
 fi
 
-header="$(printf '%6s %7s %7s %8s %8s %6s %5s %4s %7s %7s %7s %8s %6s %6s %8s %8s' \
-  rate cps_got ok failed retrans dead ooc wdog setup_ms gw_cpu gw_peak gw_rssMB uacCPU uasCPU p50_us p99_us)"
+header="$(printf '%6s %7s %7s %8s %8s %6s %5s %4s %7s %7s %7s %8s %6s %6s %8s %8s %6s' \
+  rate cps_got ok failed retrans dead ooc wdog setup_ms gw_cpu gw_peak gw_rssMB uacCPU uasCPU p50_us p99_us kdrop)"
 table="$OUT_DIR/summary.txt"
 {
   echo "# hotline load: $( [ "$direct" = 1 ] && echo 'direct sipp->sipp (no gateway)' || echo "B2BUA $HOTLINE_BIN")"
   echo "# $(date -Is)  $(nproc) cores  DURATION=${DURATION}s HOLD_MS=$HOLD_MS  RATES=$RATES"
   echo "# cpu columns: % of one core, 1 s samples (gw_cpu = average, gw_peak = max);"
-  echo "# p50/p99: hotline_sip_processing_seconds quantiles from /metrics, microseconds"
+  echo "# p50/p99: hotline_sip_processing_seconds quantiles from /metrics, microseconds,"
+  echo "#   worst of the samples taken every 10 s under load; kdrop: datagrams the kernel"
+  echo "#   dropped on the gateway's UDP socket during the step"
   echo "$header"
 } | tee "$table"
 

@@ -200,6 +200,10 @@ pub struct Sip {
     /// Largest SIP message accepted (`max_message_bytes`, default 65535,
     /// 1024..=1048576).
     pub max_message_bytes: usize,
+    /// Receive and send buffer asked of the kernel for the SIP UDP socket
+    /// (`udp_buffer_bytes`, default 4 MiB; Linux caps it at
+    /// `net.core.rmem_max` / `wmem_max`).
+    pub udp_buffer_bytes: usize,
     /// Most concurrent inbound TCP connections (`tcp_max_connections`, default 1024).
     pub tcp_max_connections: usize,
     /// A TCP connection idle this long is closed (`tcp_idle_timeout_secs`, default 300).

@@ -49,6 +49,8 @@ pub(super) struct RawSip {
     pub t4_ms: Option<u64>,
     #[serde(default, deserialize_with = "bytes")]
     pub max_message_bytes: Option<u64>,
+    #[serde(default, deserialize_with = "bytes")]
+    pub udp_buffer_bytes: Option<u64>,
     #[serde(default, deserialize_with = "count")]
     pub tcp_max_connections: Option<u64>,
     #[serde(default, deserialize_with = "seconds")]

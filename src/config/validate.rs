@@ -117,6 +117,15 @@ fn sip(raw: RawSip, src: &Source<'_>) -> Result<Sip> {
         1_048_576,
         "bytes",
     )?;
+    let udp_buffer_bytes = ranged(
+        src,
+        "sip.udp_buffer_bytes",
+        raw.udp_buffer_bytes,
+        4_194_304,
+        65_536,
+        268_435_456,
+        "bytes",
+    )?;
     let tcp_max_connections = ranged(
         src,
         "sip.tcp_max_connections",
@@ -153,6 +162,7 @@ fn sip(raw: RawSip, src: &Source<'_>) -> Result<Sip> {
         t2: Duration::from_millis(t2),
         t4: Duration::from_millis(t4),
         max_message_bytes: usize::try_from(max_message_bytes).unwrap_or(usize::MAX),
+        udp_buffer_bytes: usize::try_from(udp_buffer_bytes).unwrap_or(usize::MAX),
         tcp_max_connections: usize::try_from(tcp_max_connections).unwrap_or(usize::MAX),
         tcp_idle_timeout,
         ring_timeout,

@@ -24,6 +24,8 @@ pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4";
 pub struct ApiState {
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
+    /// Latency summaries appended to `/metrics`.
+    pub summaries: Vec<super::latency::Summary>,
     /// Set by the core loop when the drain starts.
     pub draining: Arc<AtomicBool>,
 }
@@ -62,10 +64,11 @@ async fn healthz(State(s): State<ApiState>) -> impl IntoResponse {
 
 /// The Prometheus text exposition.
 async fn metrics(State(s): State<ApiState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)],
-        s.metrics.render(),
-    )
+    let mut text = s.metrics.render();
+    for summary in &s.summaries {
+        summary.render(&mut text);
+    }
+    ([(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)], text)
 }
 
 #[cfg(test)]
@@ -103,6 +106,7 @@ pub(crate) mod tests {
         let draining = Arc::new(AtomicBool::new(false));
         let state = ApiState {
             metrics: super::super::metrics::install(),
+            summaries: vec![super::super::latency::Summary::new("t_seconds", "test")],
             draining: draining.clone(),
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -121,6 +125,7 @@ pub(crate) mod tests {
         assert!(m.starts_with("HTTP/1.1 200"), "{m}");
         assert!(m.contains("content-type: text/plain; version=0.0.4"), "{m}");
         assert!(m.contains("hotline_up 1"), "{m}");
+        assert!(m.contains("# TYPE t_seconds summary"), "{m}");
 
         let _ = stop.send(());
         assert!(matches!(server.await, Ok(Ok(()))));

@@ -2,25 +2,32 @@
 //! core loop records into on every message.
 //!
 //! The exporter is installed once per process as the global `metrics`
-//! recorder; `/metrics` (see [`super::api`]) renders it. Histograms render as
-//! Prometheus summaries with the quantiles in [`QUANTILES`].
+//! recorder; `/metrics` (see [`super::api`]) renders it, followed by the
+//! latency summaries of [`super::latency`] (HDR histograms: the exporter's
+//! own summaries lose their small values when the range is wide).
 
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use metrics::{Counter, Gauge, Histogram};
+use metrics::{Counter, Gauge};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::sip::transport::Transport;
 
-/// Quantiles reported for every summary.
-pub const QUANTILES: &[f64] = &[0.5, 0.9, 0.99, 0.999];
-
-/// How often histograms are folded and aged (exporter upkeep).
+/// How often the exporter's upkeep runs (and the kernel drop count is read).
 pub const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
-/// Time the signalling core spends on one input, outputs drained (summary).
+/// Time the signalling core spends on one received message (or connection
+/// event), outputs drained (summary).
 pub const PROCESSING_SECONDS: &str = "hotline_sip_processing_seconds";
+/// Time the signalling core spends on one timer wake: every timer due at
+/// that instant (retransmissions, transaction and call timeouts), outputs
+/// drained (summary).
+pub const TIMER_SECONDS: &str = "hotline_sip_timer_seconds";
+/// Datagrams the kernel dropped on the SIP UDP socket because its receive
+/// buffer was full (Linux `/proc/net/udp` `drops`; read every
+/// [`UPKEEP_INTERVAL`]).
+pub const UDP_KERNEL_DROPS: &str = "hotline_sip_udp_kernel_drops_total";
 /// SIP messages received, by `transport`.
 pub const MESSAGES_RECEIVED: &str = "hotline_sip_messages_received_total";
 /// SIP messages handed to the network, by `transport`.
@@ -55,15 +62,7 @@ static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 /// gauges.
 pub fn install() -> PrometheusHandle {
     let handle = HANDLE.get_or_init(|| {
-        let builder = match PrometheusBuilder::new().set_quantiles(QUANTILES) {
-            Ok(b) => b,
-            // Only for an empty or out-of-range list, which QUANTILES is not.
-            Err(e) => {
-                tracing::warn!(error = %e, "metrics: default quantiles used");
-                PrometheusBuilder::new()
-            }
-        };
-        let recorder = builder.build_recorder();
+        let recorder = PrometheusBuilder::new().build_recorder();
         let handle = recorder.handle();
         if metrics::set_global_recorder(recorder).is_err() {
             tracing::warn!("metrics: another global recorder is installed; /metrics stays empty");
@@ -77,11 +76,10 @@ pub fn install() -> PrometheusHandle {
 }
 
 fn describe() {
-    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
-    describe_histogram!(
-        PROCESSING_SECONDS,
-        Unit::Seconds,
-        "Time the signalling core spends on one input, outputs drained"
+    use metrics::{describe_counter, describe_gauge, Unit};
+    describe_counter!(
+        UDP_KERNEL_DROPS,
+        "Datagrams the kernel dropped on the SIP UDP socket (receive buffer full)"
     );
     describe_counter!(MESSAGES_RECEIVED, "SIP messages received");
     describe_counter!(MESSAGES_SENT, "SIP messages handed to the network");
@@ -101,13 +99,19 @@ fn describe() {
 }
 
 /// Run the exporter's upkeep (histogram folding) every [`UPKEEP_INTERVAL`],
-/// forever; spawn it and abort it at shutdown.
-pub async fn upkeep(handle: PrometheusHandle) {
+/// forever, and copy the kernel's drop count of the SIP UDP socket
+/// (`udp_inode`, see [`super::net::socket_inode`]) into
+/// [`UDP_KERNEL_DROPS`]; spawn it and abort it at shutdown.
+pub async fn upkeep(handle: PrometheusHandle, udp_inode: Option<u64>) {
     let mut tick = tokio::time::interval(UPKEEP_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let drops = metrics::counter!(UDP_KERNEL_DROPS);
     loop {
         tick.tick().await;
         handle.run_upkeep();
+        if let Some(n) = udp_inode.and_then(super::net::kernel_drops) {
+            drops.absolute(n);
+        }
     }
 }
 
@@ -147,15 +151,13 @@ impl PerTransport {
 }
 
 /// The handles the hot path records into, registered once so recording is
-/// an atomic add (counters) or a push to a lock-free bucket (histogram),
-/// with no key lookup.
+/// an atomic add with no key lookup.
 #[derive(Clone)]
 pub struct SipMetrics {
     rx_udp: PerTransport,
     rx_tcp: PerTransport,
     tx_udp: PerTransport,
     tx_tcp: PerTransport,
-    processing: Histogram,
     calls_live: Gauge,
     draining: Gauge,
 }
@@ -168,7 +170,6 @@ impl SipMetrics {
             rx_tcp: PerTransport::new(MESSAGES_RECEIVED, BYTES_RECEIVED, Transport::Tcp),
             tx_udp: PerTransport::new(MESSAGES_SENT, BYTES_SENT, Transport::Udp),
             tx_tcp: PerTransport::new(MESSAGES_SENT, BYTES_SENT, Transport::Tcp),
-            processing: metrics::histogram!(PROCESSING_SECONDS),
             calls_live: metrics::gauge!(CALLS_LIVE),
             draining: metrics::gauge!(DRAINING),
         }
@@ -190,11 +191,6 @@ impl SipMetrics {
         }
     }
 
-    /// The core took `dt` for one input.
-    pub fn processing(&self, dt: Duration) {
-        self.processing.record(dt.as_secs_f64());
-    }
-
     /// Calls not yet fully ended, and whether we are draining.
     pub fn calls(&self, live: usize, draining: bool) {
         self.calls_live.set(live as f64);
@@ -213,23 +209,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn renders_summary_with_quantiles_and_counters() {
+    fn renders_counters() {
         let handle = install();
         let m = SipMetrics::new();
-        for i in 1..=100u64 {
-            m.processing(Duration::from_micros(i));
-        }
         m.received(Transport::Udp, 400);
         m.sent(Transport::Tcp, 300);
         dropped("too_large");
         handle.run_upkeep();
         let text = handle.render();
         for want in [
-            "hotline_sip_processing_seconds{quantile=\"0.5\"}",
-            "hotline_sip_processing_seconds{quantile=\"0.9\"}",
-            "hotline_sip_processing_seconds{quantile=\"0.99\"}",
-            "hotline_sip_processing_seconds{quantile=\"0.999\"}",
-            "hotline_sip_processing_seconds_count",
             "hotline_sip_messages_received_total{transport=\"udp\"}",
             "hotline_sip_bytes_received_total{transport=\"udp\"}",
             "hotline_sip_messages_sent_total{transport=\"tcp\"}",

@@ -16,8 +16,9 @@
 //!
 //! UDP is read by its own task, not by the core loop: it drains the
 //! kernel buffer while the core works, so a burst waits in a deep channel
-//! instead of overflowing the socket's receive buffer (default 208 KB, a
-//! few hundred datagrams; we cannot raise `SO_RCVBUF` without `socket2`).
+//! instead of overflowing the socket's receive buffer (`SO_RCVBUF`, set
+//! from `sip.udp_buffer_bytes`; what the kernel still drops is counted in
+//! `hotline_sip_udp_kernel_drops_total`).
 //! Sends go out from the core loop (`try_send_to`).
 //!
 //! The order is `biased`: a due timer is never starved by a packet flood
@@ -25,8 +26,10 @@
 //!
 //! After every input the loop drains [`Gateway::poll_output`] to its
 //! `Timeout` (the loop contract, see [`crate::gateway`]) and records how long
-//! that took in `hotline_sip_processing_seconds`. The sends happen after
-//! the measurement, so it measures the core, not the kernel.
+//! that took: in `hotline_sip_processing_seconds` for a message, in
+//! `hotline_sip_timer_seconds` for a timer wake (which handles every timer
+//! due by then, so it may be a batch). The sends happen after the
+//! measurement, so it measures the core, not the kernel.
 //!
 //! # Shutdown (CONVENTIONS §11)
 //! The shutdown future is injected ([`run`]); [`run_blocking`] wires it to
@@ -39,6 +42,7 @@
 //! configuration file (applied at the next start).
 
 pub mod api;
+pub mod latency;
 pub mod log;
 pub mod metrics;
 pub mod net;
@@ -226,15 +230,14 @@ impl Sockets {
     /// # Errors
     /// [`DriverError::Bind`] names the address and the config key.
     pub async fn bind(mut config: Config) -> Result<Sockets, DriverError> {
-        let (udp, tcp) =
-            net::bind(config.sip.listen)
-                .await
-                .map_err(|(transport, addr, source)| DriverError::Bind {
-                    key: "sip.listen",
-                    transport,
-                    addr,
-                    source,
-                })?;
+        let (udp, tcp) = net::bind(config.sip.listen, config.sip.udp_buffer_bytes)
+            .await
+            .map_err(|(transport, addr, source)| DriverError::Bind {
+                key: "sip.listen",
+                transport,
+                addr,
+                source,
+            })?;
         let api = TcpListener::bind(config.api.listen)
             .await
             .map_err(|source| DriverError::Bind {
@@ -288,14 +291,23 @@ impl Sockets {
         let prometheus = metrics::install();
         let draining = Arc::new(AtomicBool::new(false));
         let (api_stop, api_stopped) = oneshot::channel::<()>();
+        let processing = latency::Summary::new(
+            metrics::PROCESSING_SECONDS,
+            "Time the signalling core spends on one received message, outputs drained",
+        );
+        let timer = latency::Summary::new(
+            metrics::TIMER_SECONDS,
+            "Time the signalling core spends on one timer wake, outputs drained",
+        );
         let api_state = api::ApiState {
             metrics: prometheus.clone(),
+            summaries: vec![processing.clone(), timer.clone()],
             draining: draining.clone(),
         };
         let api_task = tokio::spawn(api::serve(api, api_state, async {
             let _ = api_stopped.await;
         }));
-        let upkeep = tokio::spawn(metrics::upkeep(prometheus));
+        let upkeep = tokio::spawn(metrics::upkeep(prometheus, net::socket_inode(&udp)));
 
         let udp = Arc::new(udp);
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
@@ -312,7 +324,11 @@ impl Sockets {
             config.sip.tcp_idle_timeout,
         );
 
-        CoreLoop::new(config, udp, events_rx, conns, draining)
+        let latency = Latency {
+            processing: processing.recorder(),
+            timer: timer.recorder(),
+        };
+        CoreLoop::new(config, udp, events_rx, conns, draining, latency)
             .run(shutdown, [accept.abort_handle(), udp_recv.abort_handle()])
             .await;
 
@@ -328,16 +344,25 @@ impl Sockets {
     }
 }
 
+/// Where the core loop records how long the core took.
+struct Latency {
+    /// Per received message or connection event.
+    processing: latency::Recorder,
+    /// Per timer wake.
+    timer: latency::Recorder,
+}
+
 /// The core and what it asked for: feeds inputs, drains outputs, measures.
 struct Core {
     gw: Gateway,
     out: Vec<Transmit>,
     next: (Instant, Reason),
     metrics: SipMetrics,
+    latency: Latency,
 }
 
 impl Core {
-    fn new(config: Arc<Config>, metrics: SipMetrics) -> Self {
+    fn new(config: Arc<Config>, metrics: SipMetrics, latency: Latency) -> Self {
         let seed = (time::unix_now().as_nanos() as u64) ^ (u64::from(std::process::id()) << 32);
         let mut gw = Gateway::new(config, seed, time::now());
         let mut out = Vec::new();
@@ -347,6 +372,7 @@ impl Core {
             out,
             next,
             metrics,
+            latency,
         }
     }
 
@@ -354,8 +380,9 @@ impl Core {
         let now = time::now();
         self.gw.handle_input(input, now);
         self.next = drain(&mut self.gw, &mut self.out);
-        self.metrics
-            .processing(time::now().saturating_duration_since(now));
+        self.latency
+            .processing
+            .record(time::now().saturating_duration_since(now));
     }
 
     fn timeout(&mut self) {
@@ -363,8 +390,9 @@ impl Core {
         tracing::trace!(reason = ?self.next.1, "timer");
         self.gw.handle_timeout(now);
         self.next = drain(&mut self.gw, &mut self.out);
-        self.metrics
-            .processing(time::now().saturating_duration_since(now));
+        self.latency
+            .timer
+            .record(time::now().saturating_duration_since(now));
     }
 
     fn packet(&mut self, p: Packet) {
@@ -401,9 +429,10 @@ impl CoreLoop {
         events: mpsc::Receiver<NetEvent>,
         conns: Conns,
         draining: Arc<AtomicBool>,
+        latency: Latency,
     ) -> Self {
         Self {
-            core: Core::new(config.clone(), SipMetrics::new()),
+            core: Core::new(config.clone(), SipMetrics::new(), latency),
             config,
             udp,
             events,
@@ -454,15 +483,17 @@ impl CoreLoop {
                 () = tokio::time::sleep_until(deadline) => self.core.timeout(),
                 _ = tick.tick() => self.tick(drain_until.is_some()),
                 ev = self.events.recv() => {
-                    let mut ev = ev;
-                    for _ in 0..BATCH {
-                        match ev {
-                            Some(NetEvent::Packet(p)) => self.core.packet(p),
-                            Some(NetEvent::Accepted(stream, peer)) => self.conns.accepted(stream, peer),
-                            // Never while `conns` holds a sender.
-                            None => break,
+                    // Never None while `conns` holds a sender.
+                    let Some(first) = ev else { continue };
+                    self.net_event(first);
+                    // Up to BATCH in all; take one off the channel only
+                    // when it will be handled (a taken event must not be
+                    // dropped at the end of the batch).
+                    for _ in 1..BATCH {
+                        match self.events.try_recv() {
+                            Ok(ev) => self.net_event(ev),
+                            Err(_) => break,
                         }
-                        ev = self.events.try_recv().ok();
                     }
                 }
                 closed = self.conns.next_closed() => {
@@ -483,6 +514,13 @@ impl CoreLoop {
         conns.shutdown(TCP_FLUSH_AT_EXIT).await;
     }
 
+    fn net_event(&mut self, ev: NetEvent) {
+        match ev {
+            NetEvent::Packet(p) => self.core.packet(p),
+            NetEvent::Accepted(stream, peer) => self.conns.accepted(stream, peer),
+        }
+    }
+
     fn start_drain(&mut self) {
         let live = self.core.gw.live_calls();
         tracing::info!(
@@ -498,6 +536,9 @@ impl CoreLoop {
 
     fn tick(&mut self, draining: bool) {
         self.notifier.watchdog();
+        let now = time::now();
+        self.core.latency.processing.publish(now);
+        self.core.latency.timer.publish(now);
         let live = self.core.gw.live_calls();
         self.core.metrics.calls(live, draining);
         let state = if draining { "draining" } else { "serving" };
@@ -601,6 +642,82 @@ mod tests {
         let _ = stop.send(());
         let done = tokio::time::timeout(Duration::from_secs(5), server).await;
         assert!(matches!(done, Ok(Ok(()))), "did not stop");
+    }
+
+    /// A burst larger than one batch: every queued message is handled,
+    /// none is taken off the channel and dropped at a batch boundary.
+    #[tokio::test]
+    async fn a_burst_of_several_batches_loses_nothing() {
+        const N: usize = BATCH * 3 + 5;
+        let config = Arc::new(local_config());
+        let gw_udp = match UdpSocket::bind("127.0.0.1:0").await {
+            Ok(s) => Arc::new(s),
+            Err(e) => panic!("{e}"),
+        };
+        // A receive buffer big enough for the whole burst of answers.
+        let client = match net::udp_socket(SocketAddr::from(([127, 0, 0, 1], 0)), 1 << 22)
+            .and_then(UdpSocket::from_std)
+        {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        };
+        let client_addr = match client.local_addr() {
+            Ok(a) => a,
+            Err(e) => panic!("{e}"),
+        };
+        let (tx, rx) = mpsc::channel(N + 1);
+        // The whole burst is queued before the loop first wakes.
+        for i in 0..N {
+            let msg = OPTIONS
+                .replace("z9hG4bK-drv-1", &format!("z9hG4bK-burst-{i};rport"))
+                .replace("drv-1@", &format!("burst-{i}@"));
+            let p = Packet {
+                transport: Transport::Udp,
+                source: client_addr,
+                conn: None,
+                data: bytes::Bytes::from(msg),
+            };
+            assert!(tx.try_send(NetEvent::Packet(p)).is_ok());
+        }
+        let conns = Conns::new(tx, 4, 65_535, Duration::from_secs(60));
+        let processing = latency::Summary::new("p_seconds", "test");
+        let timer = latency::Summary::new("t_seconds", "test");
+        let lat = Latency {
+            processing: processing.recorder(),
+            timer: timer.recorder(),
+        };
+        let draining = Arc::new(AtomicBool::new(false));
+        let core_loop = CoreLoop::new(config, gw_udp, rx, conns, draining, lat);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(core_loop.run(
+            async {
+                let _ = stopped.await;
+            },
+            [tokio::spawn(std::future::pending::<()>()).abort_handle(), {
+                tokio::spawn(std::future::pending::<()>()).abort_handle()
+            }],
+        ));
+
+        let mut answered = std::collections::HashSet::new();
+        let mut buf = vec![0u8; 4096];
+        while answered.len() < N {
+            let got = tokio::time::timeout(Duration::from_secs(5), client.recv(&mut buf)).await;
+            let n = match got {
+                Ok(Ok(n)) => n,
+                _ => break,
+            };
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if let Some(i) = text.find("z9hG4bK-burst-") {
+                let id: String = text[i..]
+                    .chars()
+                    .take_while(|c| *c != ';' && *c != '\r')
+                    .collect();
+                answered.insert(id);
+            }
+        }
+        let _ = stop.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        assert_eq!(answered.len(), N, "some OPTIONS of the burst got no answer");
     }
 
     #[tokio::test]

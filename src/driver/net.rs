@@ -57,21 +57,114 @@ pub enum NetEvent {
 }
 
 /// Bind the UDP socket and the TCP listener on the same address. A port 0
-/// `listen` gets the UDP socket's port for TCP too.
+/// `listen` gets the UDP socket's port for TCP too. The UDP socket asks the
+/// kernel for `buffer` bytes of receive and send buffer (`SO_RCVBUF`,
+/// `SO_SNDBUF`) and warns when it got less.
 ///
 /// # Errors
 /// `(transport, address, error)` of the bind that failed.
 pub async fn bind(
     listen: SocketAddr,
+    buffer: usize,
 ) -> Result<(UdpSocket, TcpListener), (&'static str, SocketAddr, io::Error)> {
-    let udp = UdpSocket::bind(listen)
-        .await
+    let udp = udp_socket(listen, buffer)
+        .and_then(UdpSocket::from_std)
         .map_err(|e| ("UDP", listen, e))?;
     let tcp_addr = udp.local_addr().map_err(|e| ("UDP", listen, e))?;
     let tcp = TcpListener::bind(tcp_addr)
         .await
         .map_err(|e| ("TCP", tcp_addr, e))?;
     Ok((udp, tcp))
+}
+
+/// A non-blocking UDP socket bound to `listen` with buffers of `buffer`
+/// bytes asked for (set before `bind`, so no datagram arrives into the
+/// small default buffer).
+pub(crate) fn udp_socket(listen: SocketAddr, buffer: usize) -> io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(
+        Domain::for_address(listen),
+        Type::DGRAM,
+        Some(Protocol::UDP),
+    )?;
+    let asked = [
+        (
+            "receive",
+            "net.core.rmem_max",
+            socket.set_recv_buffer_size(buffer),
+        ),
+        (
+            "send",
+            "net.core.wmem_max",
+            socket.set_send_buffer_size(buffer),
+        ),
+    ];
+    let granted = [socket.recv_buffer_size(), socket.send_buffer_size()];
+    for ((which, sysctl, set), got) in asked.into_iter().zip(granted) {
+        // Linux reports twice what it granted (it counts its bookkeeping).
+        let got = got.map(|g| if cfg!(target_os = "linux") { g / 2 } else { g });
+        match (set, got) {
+            (Ok(()), Ok(got)) if got >= buffer => {
+                tracing::debug!(which, bytes = got, "udp socket buffer");
+            }
+            (Ok(()), Ok(got)) => tracing::warn!(
+                which,
+                asked = buffer,
+                granted = got,
+                "the kernel capped the SIP UDP {which} buffer (config key \
+                 `sip.udp_buffer_bytes`); bursts beyond it are dropped and counted in \
+                 hotline_sip_udp_kernel_drops_total. Raise the cap: sysctl -w {sysctl}={buffer} \
+                 (systemd/99-hotline.conf)"
+            ),
+            (Err(e), _) | (_, Err(e)) => tracing::warn!(
+                which,
+                error = %e,
+                "cannot size the SIP UDP {which} buffer; the kernel default applies"
+            ),
+        }
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&listen.into())?;
+    Ok(socket.into())
+}
+
+/// The inode of a socket (as `/proc/net/udp` lists it), if the OS tells.
+pub fn socket_inode(udp: &UdpSocket) -> Option<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::MetadataExt;
+        let fd = udp.as_raw_fd();
+        std::fs::metadata(format!("/proc/self/fd/{fd}"))
+            .ok()
+            .map(|m| m.ino())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = udp;
+        None
+    }
+}
+
+/// How many datagrams the kernel dropped on the UDP socket with this
+/// inode (the last column of `/proc/net/udp` or `/proc/net/udp6`).
+pub fn kernel_drops(inode: u64) -> Option<u64> {
+    ["/proc/net/udp", "/proc/net/udp6"]
+        .into_iter()
+        .filter_map(|table| std::fs::read_to_string(table).ok())
+        .find_map(|text| drops_in_table(&text, inode))
+}
+
+/// The `drops` column of the row for `inode` in a `/proc/net/udp` table.
+fn drops_in_table(text: &str, inode: u64) -> Option<u64> {
+    text.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        // sl local rem st tx:rx tr:when retrnsmt uid timeout inode ref ptr drops
+        if fields.len() < 13 || fields[9].parse::<u64>().ok()? != inode {
+            return None;
+        }
+        fields.last()?.parse().ok()
+    })
 }
 
 /// Accept TCP connections forever and hand them to the core loop (which
@@ -546,6 +639,33 @@ mod tests {
 
     const INVITE: &[u8] = b"INVITE sip:12345@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5062;branch=z9hG4bK1\r\nContent-Length: 4\r\n\r\nv=0\n";
     const BYE: &[u8] = b"BYE sip:12345@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5062;branch=z9hG4bK2\r\nContent-Length: 0\r\n\r\n";
+
+    #[test]
+    fn kernel_drops_row_is_found_by_inode() {
+        let table = "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n\
+              1: 0100007F:61E4 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 777 2 0000000000000000 0\n\
+              2: 0100007F:61E5 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 4242 2 0000000000000000 109\n";
+        assert_eq!(drops_in_table(table, 4242), Some(109));
+        assert_eq!(drops_in_table(table, 777), Some(0));
+        assert_eq!(drops_in_table(table, 5), None);
+        assert_eq!(drops_in_table("garbage\nline without fields\n", 5), None);
+    }
+
+    #[tokio::test]
+    async fn udp_socket_gets_its_buffer_and_is_found_in_proc() {
+        let (udp, _tcp) = match bind(SocketAddr::from(([127, 0, 0, 1], 0)), 1 << 20).await {
+            Ok(s) => s,
+            Err((t, a, e)) => panic!("{t} {a}: {e}"),
+        };
+        let inode = socket_inode(&udp);
+        if cfg!(target_os = "linux") {
+            let inode = match inode {
+                Some(i) => i,
+                None => panic!("no inode for the socket"),
+            };
+            assert_eq!(kernel_drops(inode), Some(0));
+        }
+    }
 
     fn frames(f: &mut Framer) -> Vec<Frame> {
         let mut v = Vec::new();
