@@ -63,6 +63,9 @@ pub struct B2buaStats {
     pub calls_answered: u64,
     /// In-dialog requests for which no dialog exists (481).
     pub no_dialog: u64,
+    /// Extra 2xx answers from forks after the call was answered, ACKed
+    /// and hung up (RFC 3261 §13.2.2.4).
+    pub forks_released: u64,
 }
 
 /// The B2BUA: calls and the indices that find them.
@@ -624,6 +627,15 @@ impl B2bua {
     ) {
         let contact_a = {
             let Some(call) = self.calls.get(&cid) else {
+                // The call is over; a fork may still answer its INVITE.
+                if (200..=299).contains(&resp.status) {
+                    if let (Some(invite), Some(peer)) =
+                        (tsx.request(id).cloned(), tsx.peer(id).cloned())
+                    {
+                        let contact = self.contact(peer.transport).to_string();
+                        self.release_fork(id, &invite, &resp, peer, &contact, tsx, now);
+                    }
+                }
                 return;
             };
             self.contact(call.a.peer.transport).to_string()
@@ -743,9 +755,51 @@ impl B2bua {
                 let cause = cause.clone();
                 self.end(cid, cause);
             }
-            // A 2xx for a forked branch after answer, or late responses.
+            (_, 200..=299) => {
+                // Another branch of a fork answered after we took one.
+                if call
+                    .b
+                    .as_ref()
+                    .is_some_and(|b| Some(b.remote_tag.as_str()) == resp.to_tag().as_deref())
+                {
+                    return;
+                }
+                let (invite, peer) = (call.b_invite_req.clone(), call.b_peer.clone());
+                self.release_fork(id, &invite, &resp, peer, &contact_b, tsx, now);
+            }
+            // Late provisional or final responses.
             _ => {}
         }
+    }
+
+    /// RFC 3261 §13.2.2.4: a 2xx from a fork we did not take (another
+    /// branch answered first, or the call is over). Its callee is off-hook:
+    /// ACK that 2xx, then hang it up with a BYE whose answer needs no
+    /// handling. (Retransmissions of the 2xx we took are re-ACKed by the
+    /// transaction layer and never reach us.)
+    #[allow(clippy::too_many_arguments)]
+    fn release_fork(
+        &mut self,
+        id: TsxId,
+        invite: &Request,
+        resp: &Response,
+        peer: Peer,
+        contact: &str,
+        tsx: &mut Transactions,
+        now: Instant,
+    ) {
+        let Ok(mut fork) = Dialog::uac(invite, resp, peer) else {
+            return;
+        };
+        let cseq = invite.cseq().map(|c| c.0).unwrap_or(1);
+        let ack = fork.request(Method::Ack, contact, Some(cseq));
+        let to = fork.peer.clone();
+        tsx.send_ack_to(id, ack, to, now);
+        let bye = fork.request(Method::Bye, contact, None);
+        let peer = fork.peer.clone();
+        tsx.send_request(bye, peer, now);
+        self.stats.forks_released += 1;
+        tracing::debug!("extra 2xx from a fork: ACKed and hung up");
     }
 
     fn on_relay_response(
