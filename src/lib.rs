@@ -61,6 +61,7 @@
 
 pub mod call;
 pub mod config;
+pub mod delivery;
 pub mod driver;
 pub mod gateway;
 pub mod ids;

@@ -46,6 +46,7 @@ pub mod latency;
 pub mod log;
 pub mod metrics;
 pub mod net;
+pub mod outbox;
 pub mod systemd;
 
 use std::future::Future;
