@@ -48,6 +48,7 @@ pub mod metrics;
 pub mod net;
 pub mod outbox;
 pub mod systemd;
+pub mod webhook;
 
 use std::future::Future;
 use std::io;
