@@ -235,12 +235,15 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    /// A scheduler with `policy`, its jitter drawn from `rng`.
+    /// A scheduler with `policy` (a concurrency of 0 counts as 1, an
+    /// initial backoff above the maximum as the maximum), its jitter drawn
+    /// from `rng`.
     #[must_use]
     pub fn new(policy: Policy, rng: Rng) -> Self {
         Delivery {
             policy: Policy {
                 concurrency: policy.concurrency.max(1),
+                initial_backoff: policy.initial_backoff.min(policy.max_backoff),
                 ..policy
             },
             rng,

@@ -253,7 +253,7 @@ impl Store {
     /// or WAL mode is refused.
     pub fn open(path: &Path) -> Result<Store, OutboxError> {
         let sql = |op| sql_err(path, op);
-        let conn = Connection::open(&path).map_err(sql("open"))?;
+        let conn = Connection::open(path).map_err(sql("open"))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(sql("set busy_timeout"))?;
         let mode: String = conn
