@@ -20,6 +20,9 @@
 //!    ├─ call/  the B2BUA: two legs per call, nothing shared on the wire
 //!    └─ sip/   msg (parser boundary), validate, transaction (RFC 3261 §17,
 //!              RFC 6026), dialog (§12), transport values (§18)
+//!  delivery  which stored call record to post next, and when to retry
+//!            (per-call order, backoff with jitter, dead-letter); driven by
+//!            driver::webhook with the SQLite driver::outbox
 //!  time, ids, rng, pii, config      leaves everyone may use
 //! ```
 //!
@@ -61,6 +64,7 @@
 
 pub mod call;
 pub mod config;
+pub mod delivery;
 pub mod driver;
 pub mod gateway;
 pub mod ids;

@@ -211,7 +211,7 @@ fn unknown_top_level_table() {
         line: 6,
         column: 2,
         key: "nodes",
-        message: "unknown key; expected one of: node, sip, api, trunks, targets, routes",
+        message: "unknown key; expected one of: node, sip, api, webhooks, trunks, targets, routes",
         help: "did you mean `node`?",
     });
 }
@@ -478,7 +478,28 @@ fn demo_sets_and_docs_describe_every_key() {
         Err(e) => panic!("docs/config.md: {e}"),
     };
     let top = schema_keys("");
-    assert_eq!(top, ["node", "sip", "api", "trunks", "targets", "routes"]);
+    assert_eq!(
+        top,
+        ["node", "sip", "api", "webhooks", "trunks", "targets", "routes"]
+    );
+    // The demo has no backend: [webhooks] is there as a comment, every key
+    // in it.
+    assert!(
+        docs.contains("`[webhooks]`"),
+        "docs/config.md lacks `[webhooks]`"
+    );
+    assert!(demo.get("webhooks").is_none(), "the demo posts nowhere");
+    assert!(demo_text.contains("# [webhooks]\n"));
+    for key in schema_keys("[webhooks]") {
+        assert!(
+            demo_text.contains(&format!("# {key} = ")),
+            "demo.toml does not show webhooks.{key} in its comment"
+        );
+        assert!(
+            docs.contains(&format!("`{key}`")),
+            "docs/config.md does not describe webhooks.{key}"
+        );
+    }
     for (section, header) in [
         ("node", "[node]"),
         ("sip", "[sip]"),

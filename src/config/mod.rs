@@ -120,6 +120,9 @@ pub struct Config {
     pub sip: Sip,
     /// `[api]`: the operators' HTTP API.
     pub api: Api,
+    /// `[webhooks]`: where call records and events are posted; `None`
+    /// without the section (records then stay in the outbox).
+    pub webhooks: Option<Webhooks>,
     /// `[[trunks]]`: carriers allowed to send us INVITEs, in file order.
     pub trunks: Vec<Trunk>,
     /// `[[targets]]`: where calls can be sent, in file order.
@@ -251,6 +254,57 @@ pub struct Api {
     pub listen: SocketAddr,
 }
 
+/// `[webhooks]`: the backend receiving call records and events (see
+/// `docs/webhooks.md`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhooks {
+    /// Every item is POSTed to each of these (`url` or `urls`; http or
+    /// https; at least one).
+    pub urls: Vec<reqwest::Url>,
+    /// Key of the HMAC-SHA256 signature (`secret`, required, at least 16 bytes).
+    pub secret: Secret,
+    /// One POST may take this long before it counts as failed
+    /// (`timeout_secs`, default 10).
+    pub timeout: Duration,
+    /// An item is retried for this long after its first attempt, then
+    /// dead-lettered (`retry_for_hours`, default 72).
+    pub retry_for: Duration,
+    /// Backoff ceiling after the first failure, doubling per failure (not
+    /// a key: 1 s; tests shorten it).
+    pub initial_backoff: Duration,
+    /// Largest backoff between attempts (`max_backoff_secs`, default 600).
+    pub max_backoff: Duration,
+    /// Most POSTs in flight at once (`concurrency`, default 4).
+    pub concurrency: usize,
+    /// Delivered items are deleted from the outbox after this long
+    /// (`retention_days`, default 7); pending and dead-lettered items never are.
+    pub retention: Duration,
+}
+
+/// A secret: its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wrap a secret.
+    #[must_use]
+    pub fn new(secret: impl Into<String>) -> Secret {
+        Secret(secret.into())
+    }
+
+    /// The secret's bytes, for the signature.
+    #[must_use]
+    pub fn reveal(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
 /// `[[trunks]]`: a carrier allowed to send us INVITEs, recognised by the
 /// source address of its requests.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -339,6 +393,136 @@ mod tests {
         let demo = demo();
         assert_eq!(demo.origin, DEMO_ORIGIN);
         assert_eq!(demo.node.name, "demo");
+        assert!(
+            demo.webhooks.is_none(),
+            "the demo keeps its records locally"
+        );
+    }
+
+    fn webhooks(section: &str) -> Result<Option<Webhooks>, ConfigError> {
+        parse(&format!("{BASE}[webhooks]\n{section}"), "t.toml").map(|c| c.webhooks)
+    }
+
+    fn webhook_error(section: &str) -> ConfigError {
+        match webhooks(section) {
+            Ok(w) => panic!("accepted {section:?}: {w:?}"),
+            Err(e) => e,
+        }
+    }
+
+    const SECRET: &str = "secret = \"0123456789abcdef\"\n";
+
+    #[test]
+    fn webhook_defaults() {
+        let w = match webhooks(&format!("url = \"https://backend.example/hook\"\n{SECRET}")) {
+            Ok(Some(w)) => w,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(w.urls.len(), 1);
+        assert_eq!(w.urls[0].as_str(), "https://backend.example/hook");
+        assert_eq!(w.secret.reveal(), b"0123456789abcdef");
+        assert!(
+            !format!("{w:?}").contains("0123456789abcdef"),
+            "secret in Debug"
+        );
+        assert_eq!(w.timeout, Duration::from_secs(10));
+        assert_eq!(w.retry_for, Duration::from_secs(72 * 3600));
+        assert_eq!(w.initial_backoff, Duration::from_secs(1));
+        assert_eq!(w.max_backoff, Duration::from_secs(600));
+        assert_eq!(w.concurrency, 4);
+        assert_eq!(w.retention, Duration::from_secs(7 * 86400));
+    }
+
+    #[test]
+    fn webhook_urls_list_and_keys() {
+        let w = match webhooks(&format!(
+            "urls = [\"http://10.0.0.1:8000/a\", \"https://b.example/\"]\n{SECRET}\
+             timeout_secs = 3\nretry_for_hours = 240\nmax_backoff_secs = 60\n\
+             concurrency = 16\nretention_days = 30\n"
+        )) {
+            Ok(Some(w)) => w,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(w.urls.len(), 2);
+        assert_eq!(w.timeout, Duration::from_secs(3));
+        assert_eq!(w.retry_for, Duration::from_secs(240 * 3600));
+        assert_eq!(w.max_backoff, Duration::from_secs(60));
+        assert_eq!(w.concurrency, 16);
+        assert_eq!(w.retention, Duration::from_secs(30 * 86400));
+    }
+
+    #[test]
+    fn webhook_errors_name_the_key_and_the_fix() {
+        // `$S` stands for a valid secret line
+        let cases: &[(&str, &str, &str, &str)] = &[
+            (
+                "url = \"https://a.example/\"\n",
+                "webhooks.secret",
+                "missing key",
+                "openssl rand -hex 32",
+            ),
+            (
+                "url = \"https://a.example/\"\nsecret = \"short\"\n",
+                "webhooks.secret",
+                "5 bytes",
+                "openssl rand -hex 32",
+            ),
+            (
+                "url = \"ftp://a.example/\"\n$S",
+                "webhooks.url",
+                "ftp",
+                "http",
+            ),
+            (
+                "url = \"not a url\"\n$S",
+                "webhooks.url",
+                "invalid URL",
+                "https://",
+            ),
+            (
+                "url = \"https://u:p@a.example/\"\n$S",
+                "webhooks.url",
+                "user name",
+                "secret",
+            ),
+            (
+                "urls = [\"https://a.example/\", \"https://a.example\"]\n$S",
+                "webhooks.urls[1]",
+                "already",
+                "once",
+            ),
+            (
+                "url = \"https://a.example/\"\nurls = [\"https://b.example/\"]\n$S",
+                "webhooks.urls",
+                "both",
+                "one of",
+            ),
+            ("urls = []\n$S", "webhooks.urls", "no URL", "url ="),
+            ("$S", "webhooks.url", "missing key", "url ="),
+            (
+                "url = \"https://a.example/\"\n$Sconcurrency = 0\n",
+                "webhooks.concurrency",
+                "out of range",
+                "default is 4",
+            ),
+            (
+                "url = \"https://a.example/\"\n$Sretry_for_hours = 0\n",
+                "webhooks.retry_for_hours",
+                "out of range",
+                "72",
+            ),
+        ];
+        for (section, key, message, help) in cases {
+            let section = section.replace("$S", SECRET);
+            let e = webhook_error(&section);
+            assert_eq!(e.key.as_deref(), Some(*key), "{section}: {e}");
+            assert!(e.message.contains(message), "{section}: {e}");
+            assert!(
+                e.help.as_deref().unwrap_or("").contains(help),
+                "{section}: {e}"
+            );
+            assert!(e.line.is_some(), "{section}: {e}");
+        }
     }
 
     #[test]
@@ -434,6 +618,7 @@ mod tests {
         assert_eq!(c.node.data_dir, PathBuf::from("data"));
         assert_eq!(c.node.shutdown_grace, Duration::from_secs(30));
         assert_eq!(c.origin, "t.toml");
+        assert!(c.webhooks.is_none());
         assert!(c.trunks.is_empty() && c.routes.is_empty());
     }
 }

@@ -17,6 +17,7 @@ pub(super) struct RawConfig {
     pub node: Option<RawNode>,
     pub sip: Option<RawSip>,
     pub api: Option<RawApi>,
+    pub webhooks: Option<RawWebhooks>,
     #[serde(default)]
     pub trunks: Vec<RawTrunk>,
     #[serde(default)]
@@ -66,6 +67,25 @@ pub(super) struct RawSip {
 #[serde(deny_unknown_fields, expecting = "a table ([api])")]
 pub(super) struct RawApi {
     pub listen: Option<String>,
+}
+
+/// `[webhooks]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table ([webhooks])")]
+pub(super) struct RawWebhooks {
+    pub url: Option<String>,
+    pub urls: Option<Vec<String>>,
+    pub secret: Option<String>,
+    #[serde(default, deserialize_with = "seconds")]
+    pub timeout_secs: Option<u64>,
+    #[serde(default, deserialize_with = "hours")]
+    pub retry_for_hours: Option<u64>,
+    #[serde(default, deserialize_with = "seconds")]
+    pub max_backoff_secs: Option<u64>,
+    #[serde(default, deserialize_with = "count")]
+    pub concurrency: Option<u64>,
+    #[serde(default, deserialize_with = "days")]
+    pub retention_days: Option<u64>,
 }
 
 /// One `[[trunks]]` table.
@@ -146,6 +166,14 @@ fn millis<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
 
 fn seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     unsigned(d, "an integer (seconds)")
+}
+
+fn hours<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    unsigned(d, "an integer (hours)")
+}
+
+fn days<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    unsigned(d, "an integer (days)")
 }
 
 fn bytes<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {

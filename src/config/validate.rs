@@ -8,11 +8,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::raw::{RawApi, RawConfig, RawNode, RawRoute, RawSip, RawTarget, RawTrunk};
+use super::raw::{RawApi, RawConfig, RawNode, RawRoute, RawSip, RawTarget, RawTrunk, RawWebhooks};
 use super::source::{closest, Source};
 use super::{
-    Api, Cidr, CidrError, Config, ConfigError, Node, Route, Sip, Target, TargetTransport, Trunk,
-    UnknownSource,
+    Api, Cidr, CidrError, Config, ConfigError, Node, Route, Secret, Sip, Target, TargetTransport,
+    Trunk, UnknownSource, Webhooks,
 };
 
 type Result<T> = std::result::Result<T, ConfigError>;
@@ -28,6 +28,7 @@ pub(super) fn validate(raw: RawConfig, src: &Source<'_>) -> Result<Config> {
     let node = node(raw.node.unwrap_or_default(), src)?;
     let sip = sip(raw.sip.unwrap_or_default(), src)?;
     let api = api(&raw.api.unwrap_or_default(), &sip, src)?;
+    let webhooks = raw.webhooks.map(|w| webhooks(w, src)).transpose()?;
     let trunks = trunks(raw.trunks, src)?;
     let targets = targets(raw.targets, &sip, src)?;
     let routes = routes(raw.routes, &targets, src)?;
@@ -36,6 +37,7 @@ pub(super) fn validate(raw: RawConfig, src: &Source<'_>) -> Result<Config> {
         node,
         sip,
         api,
+        webhooks,
         trunks,
         targets,
         routes,
@@ -275,6 +277,179 @@ fn api(raw: &RawApi, sip: &Sip, src: &Source<'_>) -> Result<Api> {
         ));
     }
     Ok(Api { listen })
+}
+
+/// Shortest webhook secret accepted, in bytes.
+const MIN_SECRET: usize = 16;
+/// Longest webhook URL accepted.
+const MAX_URL: usize = 2048;
+
+fn webhooks(raw: RawWebhooks, src: &Source<'_>) -> Result<Webhooks> {
+    const URL_HELP: &str = "give the backend's endpoint, e.g. url = \"https://backend.example/hotline\", \
+                            or several with urls = [\"https://a.example/\", \"https://b.example/\"]";
+    let listed: Vec<(String, String)> = match (raw.url, raw.urls) {
+        (Some(_), Some(_)) => {
+            return Err(src.error(
+                "webhooks.urls",
+                "both `url` and `urls` are set",
+                Some(
+                    "use one of them: url = \"...\" for one endpoint, urls = [...] for several"
+                        .to_owned(),
+                ),
+            ))
+        }
+        (None, None) => {
+            return Err(src.error(
+                "webhooks.url",
+                "missing key: a [webhooks] section needs somewhere to post",
+                Some(format!(
+                    "{URL_HELP}; without webhooks, leave the whole [webhooks] section out \
+                     (records then stay in the local outbox)"
+                )),
+            ))
+        }
+        (Some(url), None) => vec![("webhooks.url".to_owned(), url)],
+        (None, Some(urls)) if urls.is_empty() => {
+            return Err(src.error("webhooks.urls", "no URL listed", Some(URL_HELP.to_owned())))
+        }
+        (None, Some(urls)) => urls
+            .into_iter()
+            .enumerate()
+            .map(|(i, u)| (format!("webhooks.urls[{i}]"), u))
+            .collect(),
+    };
+    let mut urls: Vec<reqwest::Url> = Vec::with_capacity(listed.len());
+    for (key, text) in listed {
+        let url = webhook_url(src, &key, &text)?;
+        if let Some(i) = urls.iter().position(|u| *u == url) {
+            return Err(src.error(
+                &key,
+                format!("{url} is already listed at webhooks.urls[{i}]"),
+                Some("list each endpoint once".to_owned()),
+            ));
+        }
+        urls.push(url);
+    }
+
+    let secret_help = format!(
+        "use at least {MIN_SECRET} random bytes shared with the receiver, e.g. the output of \
+         `openssl rand -hex 32`"
+    );
+    let secret =
+        match raw.secret {
+            None => return Err(src.error_at(
+                "webhooks.secret",
+                "webhooks",
+                "missing key: requests to the webhook are signed (HMAC-SHA256) with this secret",
+                Some(secret_help),
+            )),
+            Some(s) if s.len() < MIN_SECRET => {
+                return Err(src.error(
+                    "webhooks.secret",
+                    format!(
+                        "the secret is {} bytes; at least {MIN_SECRET} are required",
+                        s.len()
+                    ),
+                    Some(secret_help),
+                ))
+            }
+            Some(s) => Secret::new(s),
+        };
+
+    let timeout = secs(src, "webhooks.timeout_secs", raw.timeout_secs, 10, 1, 300)?;
+    let retry_for_hours = ranged(
+        src,
+        "webhooks.retry_for_hours",
+        raw.retry_for_hours,
+        72,
+        1,
+        8760,
+        "hours",
+    )?;
+    let max_backoff = secs(
+        src,
+        "webhooks.max_backoff_secs",
+        raw.max_backoff_secs,
+        600,
+        1,
+        86_400,
+    )?;
+    let concurrency = ranged(
+        src,
+        "webhooks.concurrency",
+        raw.concurrency,
+        4,
+        1,
+        256,
+        "requests",
+    )?;
+    let retention_days = ranged(
+        src,
+        "webhooks.retention_days",
+        raw.retention_days,
+        7,
+        1,
+        3650,
+        "days",
+    )?;
+    Ok(Webhooks {
+        urls,
+        secret,
+        timeout,
+        retry_for: Duration::from_secs(retry_for_hours * 3600),
+        initial_backoff: Duration::from_secs(1).min(max_backoff),
+        max_backoff,
+        concurrency: usize::try_from(concurrency).unwrap_or(usize::MAX),
+        retention: Duration::from_secs(retention_days * 86_400),
+    })
+}
+
+/// An absolute http(s) URL with a host and no credentials.
+fn webhook_url(src: &Source<'_>, key: &str, text: &str) -> Result<reqwest::Url> {
+    let example = "write an absolute URL, e.g. \"https://backend.example/hotline\"";
+    if text.len() > MAX_URL {
+        return Err(src.error(
+            key,
+            format!("the URL is longer than {MAX_URL} characters"),
+            Some(example.to_owned()),
+        ));
+    }
+    let url = reqwest::Url::parse(text).map_err(|e| {
+        src.error(
+            key,
+            format!("invalid URL \"{text}\": {e}"),
+            Some(example.to_owned()),
+        )
+    })?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(src.error(
+            key,
+            format!("scheme \"{}\" in \"{text}\" is not supported", url.scheme()),
+            Some(
+                "webhooks are posted over http or https (https outside a trusted network)"
+                    .to_owned(),
+            ),
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(src.error(
+            key,
+            format!("no host in \"{text}\""),
+            Some(example.to_owned()),
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(src.error(
+            key,
+            "the URL carries a user name or password",
+            Some(
+                "credentials in URLs end up in logs; the receiver authenticates requests by \
+                 their signature (webhooks.secret)"
+                    .to_owned(),
+            ),
+        ));
+    }
+    Ok(url)
 }
 
 fn trunks(raw: Vec<RawTrunk>, src: &Source<'_>) -> Result<Vec<Trunk>> {

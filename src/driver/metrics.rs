@@ -46,6 +46,20 @@ pub const DROPPED: &str = "hotline_sip_dropped_total";
 pub const TRANSPORT_ERRORS: &str = "hotline_sip_transport_errors_total";
 /// TCP connections open now (inbound and outbound).
 pub const TCP_CONNECTIONS: &str = "hotline_sip_tcp_connections";
+/// Call records and events not yet delivered to the webhook (pending in
+/// the outbox; dead-lettered ones are in [`WEBHOOK_DEAD_LETTERS`]).
+pub const WEBHOOK_BACKLOG: &str = "hotline_webhook_backlog";
+/// Age of the oldest pending item in the outbox (0 when there is none).
+pub const WEBHOOK_OLDEST_UNDELIVERED: &str = "hotline_webhook_oldest_undelivered_seconds";
+/// Dead-lettered items kept in the outbox (no longer tried; replayable).
+pub const WEBHOOK_DEAD_LETTERS: &str = "hotline_webhook_dead_letters";
+/// Delivery attempts, by `outcome`: `delivered` (2xx), `rejected` (another
+/// status the receiver chose: 4xx but 408/429, 1xx, 3xx), `error` (408,
+/// 429, 5xx), `timeout`, `connection`; and `dead_lettered` once per item
+/// parked.
+pub const WEBHOOK_DELIVERIES: &str = "hotline_webhook_deliveries_total";
+/// Time from an item's append to its 2xx (histogram).
+pub const WEBHOOK_DELIVERY_SECONDS: &str = "hotline_webhook_delivery_seconds";
 /// Calls not yet fully ended.
 pub const CALLS_LIVE: &str = "hotline_calls_live";
 /// 1 while draining after SIGTERM.
@@ -92,6 +106,19 @@ fn describe() {
     describe_counter!(DROPPED, "Messages dropped before they were handled");
     describe_counter!(TRANSPORT_ERRORS, "Socket and connection failures");
     describe_gauge!(TCP_CONNECTIONS, "TCP connections open");
+    describe_gauge!(WEBHOOK_BACKLOG, "Items in the outbox not yet delivered");
+    describe_gauge!(
+        WEBHOOK_OLDEST_UNDELIVERED,
+        Unit::Seconds,
+        "Age of the oldest undelivered item"
+    );
+    describe_gauge!(WEBHOOK_DEAD_LETTERS, "Dead-lettered items in the outbox");
+    describe_counter!(WEBHOOK_DELIVERIES, "Webhook delivery attempts by outcome");
+    metrics::describe_histogram!(
+        WEBHOOK_DELIVERY_SECONDS,
+        Unit::Seconds,
+        "Time from an item's append to its 2xx"
+    );
     describe_gauge!(CALLS_LIVE, "Calls not yet fully ended");
     describe_gauge!(DRAINING, "1 while draining after SIGTERM");
     describe_gauge!(BUILD_INFO, "Build information");

@@ -46,7 +46,9 @@ pub mod latency;
 pub mod log;
 pub mod metrics;
 pub mod net;
+pub mod outbox;
 pub mod systemd;
+pub mod webhook;
 
 use std::future::Future;
 use std::io;
