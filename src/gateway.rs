@@ -25,6 +25,9 @@ pub enum Input {
     ConnClosed(ConnId),
     /// Stop taking new calls (SIGTERM): new INVITEs get 503; live calls go on.
     Drain,
+    /// The wall clock read now: time since the Unix epoch (the driver sends
+    /// it at start and on every tick; call records carry UTC times).
+    WallClock(std::time::Duration),
 }
 
 /// What the core asks of the driver.
@@ -33,6 +36,10 @@ pub enum Input {
 pub enum Output {
     /// Send bytes.
     Transmit(Transmit),
+    /// Store a call record or event in the outbox. The driver commits every
+    /// `Record` of a turn before it sends that turn's `Transmit`s, so a
+    /// peer never sees the end of a call whose record could still be lost.
+    Record(crate::call::record::RecordItem),
     /// Nothing more now; call `handle_timeout` at this instant.
     Timeout(Instant, Reason),
 }
@@ -95,6 +102,7 @@ impl Gateway {
                 // own timers; the next message to that peer reconnects.
             }
             Input::Drain => self.b2bua.drain(),
+            Input::WallClock(unix) => self.b2bua.set_wall_clock(now, unix),
         }
         self.pump(now);
     }
@@ -109,6 +117,9 @@ impl Gateway {
 
     /// The next thing to do: a datagram to send, or when to wake up.
     pub fn poll_output(&mut self) -> Output {
+        if let Some(r) = self.b2bua.poll_record() {
+            return Output::Record(r);
+        }
         if let Some(t) = self.tsx.poll_transmit() {
             return Output::Transmit(t);
         }

@@ -6,6 +6,7 @@
 //! RTP (rewrite the offer before it leaves, the answer before it returns) is
 //! marked `MEDIA HOOK`.
 
+use super::record::{Arrival, End, EndedBy, RecordBuilder, RecordItem, WallClock};
 use super::{Call, CallState, EndCause, Relay, Side};
 use crate::config::{Config, TargetTransport};
 use crate::ids::{CallId, IdGen, TsxId};
@@ -17,8 +18,9 @@ use crate::sip::transaction::{Peer, Transactions, TsxEvent};
 use crate::sip::transport::{host_literal, Transport};
 use crate::time::{Instant, TimerQueue};
 use bytes::Bytes;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Methods we implement, for `Allow` (RFC 3261 §20.5).
 pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, MESSAGE";
@@ -78,6 +80,10 @@ pub struct B2bua {
     ids: IdGen,
     rng: Rng,
     draining: bool,
+    /// Wall time for call records.
+    clock: WallClock,
+    /// Records and events waiting for the driver (the outbox).
+    records: VecDeque<RecordItem>,
     /// Shared so a handler can hold it while it borrows a call mutably.
     contacts: Arc<Contacts>,
     /// Our advertised host, as written in From and Contact.
@@ -96,6 +102,25 @@ fn outcome_label(cause: &EndCause) -> &'static str {
         EndCause::NoAck => "no_ack",
         EndCause::NoRoute => "no_route",
         EndCause::Draining => "draining",
+    }
+}
+
+/// Who ended the call and why, for its record.
+fn end_of(cause: &EndCause) -> End {
+    let (by, sip_status) = match cause {
+        EndCause::HangUp(Side::A) | EndCause::CallerCancelled => (EndedBy::Caller, None),
+        EndCause::HangUp(Side::B) => (EndedBy::Callee, None),
+        EndCause::Rejected(status) => (EndedBy::Callee, Some(*status)),
+        EndCause::NoAnswer
+        | EndCause::DestinationTimeout
+        | EndCause::NoAck
+        | EndCause::NoRoute
+        | EndCause::Draining => (EndedBy::Gateway, None),
+    };
+    End {
+        by,
+        cause: outcome_label(cause),
+        sip_status,
     }
 }
 
@@ -133,7 +158,29 @@ impl B2bua {
             ids: IdGen::default(),
             rng: Rng::new(seed ^ 0xB2B0_A000),
             draining: false,
+            clock: WallClock::new(crate::time::far_future(), Duration::ZERO),
+            records: VecDeque::new(),
             stats: B2buaStats::default(),
+        }
+    }
+
+    /// Set the wall-clock anchor for call records: `unix` was the time
+    /// since the Unix epoch at `now`.
+    pub fn set_wall_clock(&mut self, now: Instant, unix: Duration) {
+        self.clock = WallClock::new(now, unix);
+    }
+
+    /// The next call record or event for the outbox.
+    pub fn poll_record(&mut self) -> Option<RecordItem> {
+        self.records.pop_front()
+    }
+
+    /// Seal the call's record (once) with how it ended.
+    fn seal(&mut self, cid: CallId, cause: &EndCause, now: Instant) {
+        let clock = self.clock;
+        if let Some(call) = self.calls.get_mut(&cid) {
+            let items = call.record.seal(end_of(cause), now, &clock);
+            self.records.extend(items);
         }
     }
 
@@ -359,6 +406,21 @@ impl B2bua {
         b.body = req.body.clone();
 
         let call_id = CallId(self.ids.next_raw());
+        let (record, arrived) = RecordBuilder::arrive(
+            &Arrival {
+                node: &self.config.node.name,
+                trunk: &trunk,
+                dialled: &dialled,
+                caller: &caller,
+                target: &route.target,
+                a_call_id: &a.call_id,
+                b_call_id: b.call_id().unwrap_or_default(),
+            },
+            now,
+            &self.clock,
+            &mut self.rng,
+        );
+        self.records.push_back(arrived);
         let b_invite = tsx.send_request(b.clone(), b_peer.clone(), now);
         self.by_tsx.insert(id, (call_id, Role::AInvite));
         self.by_tsx.insert(b_invite, (call_id, Role::BInvite));
@@ -386,6 +448,7 @@ impl B2bua {
                     b_invite,
                     early: false,
                 },
+                record,
             },
         );
         metrics::gauge!("hotline_calls_active").set(self.calls.len() as f64);
@@ -609,7 +672,7 @@ impl B2bua {
             Role::BInvite => self.on_b_invite_response(cid, id, resp, tsx, now),
             Role::Bye => {
                 if resp.status >= 200 {
-                    self.bye_done(cid, id);
+                    self.bye_done(cid, id, now);
                 }
             }
             Role::RelayClient => self.on_relay_response(cid, id, resp, tsx, now),
@@ -659,6 +722,7 @@ impl B2bua {
             ) => {
                 let a_invite = *a_invite;
                 *early = true;
+                call.record.ringing(now, &self.clock);
                 let mut r = a_response(tsx, a_invite, resp.status);
                 r.reason = resp.reason.clone();
                 r.set_to_tag(&call.a.local_tag);
@@ -682,7 +746,7 @@ impl B2bua {
                         let mut r = a_response(tsx, a_invite, 502);
                         r.set_to_tag(&call.a.local_tag);
                         tsx.send_response(a_invite, r, now);
-                        self.end(cid, EndCause::Rejected(502));
+                        self.end(cid, EndCause::Rejected(502), now);
                         return;
                     }
                 };
@@ -706,6 +770,8 @@ impl B2bua {
                 copy_body(&resp, &mut r);
                 tsx.send_response(a_invite, r, now);
                 call.answered = Some(now);
+                let answered = call.record.answered(now, &self.clock);
+                self.records.push_back(answered);
                 call.state = CallState::Confirmed {
                     a_invite_pending_ack: Some(a_invite),
                     b_ack_deferred: deferred,
@@ -728,7 +794,7 @@ impl B2bua {
                     r.headers.push("Retry-After", ra.to_string());
                 }
                 tsx.send_response(a_invite, r, now);
-                self.end(cid, EndCause::Rejected(status));
+                self.end(cid, EndCause::Rejected(status), now);
             }
             (CallState::Cancelling { .. }, 101..=199) => {}
             (CallState::Cancelling { cause, .. }, 200..=299) => {
@@ -748,12 +814,12 @@ impl B2bua {
                         cause,
                     };
                 } else {
-                    self.end(cid, cause);
+                    self.end(cid, cause, now);
                 }
             }
             (CallState::Cancelling { cause, .. }, _) => {
                 let cause = cause.clone();
-                self.end(cid, cause);
+                self.end(cid, cause, now);
             }
             (_, 200..=299) => {
                 // Another branch of a fork answered after we took one.
@@ -868,16 +934,16 @@ impl B2bua {
                         let mut r = a_response(tsx, a_invite, 504);
                         r.set_to_tag(&call.a.local_tag);
                         tsx.send_response(a_invite, r, now);
-                        self.end(cid, EndCause::DestinationTimeout);
+                        self.end(cid, EndCause::DestinationTimeout, now);
                     }
                     CallState::Cancelling { cause, .. } => {
                         let cause = cause.clone();
-                        self.end(cid, cause);
+                        self.end(cid, cause, now);
                     }
                     _ => {}
                 }
             }
-            Role::Bye => self.bye_done(cid, id),
+            Role::Bye => self.bye_done(cid, id, now),
             Role::RelayClient => {
                 let Some(call) = self.calls.get_mut(&cid) else {
                     return;
@@ -929,6 +995,9 @@ impl B2bua {
             self.contact(Transport::Udp).to_string(),
             self.contact(Transport::Tcp).to_string(),
         ];
+        // The end is known now (the first BYE): the record is sealed before
+        // anything of this turn goes out (the driver commits it first).
+        self.seal(cid, &cause, now);
         let Some(call) = self.calls.get_mut(&cid) else {
             return;
         };
@@ -962,13 +1031,13 @@ impl B2bua {
             self.by_tsx.insert(*b, (cid, Role::Bye));
         }
         if byes.is_empty() {
-            self.end(cid, cause);
+            self.end(cid, cause, now);
         } else {
             call.state = CallState::Terminating { byes, cause };
         }
     }
 
-    fn bye_done(&mut self, cid: CallId, id: TsxId) {
+    fn bye_done(&mut self, cid: CallId, id: TsxId, now: Instant) {
         let Some(call) = self.calls.get_mut(&cid) else {
             return;
         };
@@ -976,12 +1045,13 @@ impl B2bua {
             byes.retain(|b| *b != id);
             if byes.is_empty() {
                 let cause = cause.clone();
-                self.end(cid, cause);
+                self.end(cid, cause, now);
             }
         }
     }
 
-    fn end(&mut self, cid: CallId, cause: EndCause) {
+    fn end(&mut self, cid: CallId, cause: EndCause, now: Instant) {
+        self.seal(cid, &cause, now);
         let Some(call) = self.calls.remove(&cid) else {
             return;
         };
@@ -995,7 +1065,6 @@ impl B2bua {
         tracing::debug!(call = %cid, ?cause, "call ended");
         metrics::counter!("hotline_calls_total", "outcome" => outcome_label(&cause)).increment(1);
         metrics::gauge!("hotline_calls_active").set(self.calls.len() as f64);
-        // The call record (a later issue) is sealed here.
     }
 }
 

@@ -11,6 +11,7 @@
 //! State data lives in its state (CONVENTIONS §5): see [`CallState`].
 
 pub mod b2bua;
+pub mod record;
 
 use crate::ids::{CallId, TsxId};
 use crate::pii::Pii;
@@ -139,6 +140,8 @@ pub struct Call {
     pub b_peer: Peer,
     /// Life stage.
     pub state: CallState,
+    /// The call record being built (sealed when the end is known).
+    pub record: record::RecordBuilder,
 }
 
 impl Call {

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use metrics::{Counter, Gauge};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::sip::transport::Transport;
 
@@ -60,6 +60,17 @@ pub const WEBHOOK_DEAD_LETTERS: &str = "hotline_webhook_dead_letters";
 pub const WEBHOOK_DELIVERIES: &str = "hotline_webhook_deliveries_total";
 /// Time from an item's append to its 2xx (histogram).
 pub const WEBHOOK_DELIVERY_SECONDS: &str = "hotline_webhook_delivery_seconds";
+/// Call records and events committed to the outbox.
+pub const RECORDS_COMMITTED: &str = "hotline_records_committed_total";
+/// Failed outbox commits (the items stay in memory and are retried).
+pub const RECORDS_WRITE_ERRORS: &str = "hotline_records_write_errors_total";
+/// Items lost because the outbox failed for too long (should stay 0).
+pub const RECORDS_LOST: &str = "hotline_records_lost_total";
+/// Items waiting in memory for a failed outbox to recover.
+pub const RECORDS_UNSAVED: &str = "hotline_records_unsaved";
+/// Time of one outbox commit (group commit of a turn's items; histogram).
+pub const RECORDS_COMMIT_SECONDS: &str = "hotline_records_commit_seconds";
+
 /// Calls not yet fully ended.
 pub const CALLS_LIVE: &str = "hotline_calls_live";
 /// 1 while draining after SIGTERM.
@@ -76,7 +87,29 @@ static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 /// gauges.
 pub fn install() -> PrometheusHandle {
     let handle = HANDLE.get_or_init(|| {
-        let recorder = PrometheusBuilder::new().build_recorder();
+        // Histograms with explicit buckets (the exporter's summaries lose
+        // small values when the range is wide; see `latency`).
+        let builder = [
+            (
+                WEBHOOK_DELIVERY_SECONDS,
+                &[
+                    0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0, 3600.0, 86_400.0,
+                ][..],
+            ),
+            (
+                RECORDS_COMMIT_SECONDS,
+                &[0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0][..],
+            ),
+        ]
+        .into_iter()
+        .fold(PrometheusBuilder::new(), |b, (name, buckets)| {
+            match b.set_buckets_for_metric(Matcher::Full(name.to_owned()), buckets) {
+                Ok(b) => b,
+                // Only for an empty bucket list, which these are not.
+                Err(_) => PrometheusBuilder::new(),
+            }
+        });
+        let recorder = builder.build_recorder();
         let handle = recorder.handle();
         if metrics::set_global_recorder(recorder).is_err() {
             tracing::warn!("metrics: another global recorder is installed; /metrics stays empty");
@@ -119,6 +152,24 @@ fn describe() {
         Unit::Seconds,
         "Time from an item's append to its 2xx"
     );
+    describe_counter!(
+        RECORDS_COMMITTED,
+        "Call records and events committed to the outbox"
+    );
+    describe_counter!(
+        RECORDS_WRITE_ERRORS,
+        "Failed outbox commits (items kept and retried)"
+    );
+    describe_counter!(
+        RECORDS_LOST,
+        "Items lost because the outbox failed for too long"
+    );
+    describe_gauge!(RECORDS_UNSAVED, "Items waiting in memory for the outbox");
+    metrics::describe_histogram!(
+        RECORDS_COMMIT_SECONDS,
+        Unit::Seconds,
+        "Time of one outbox commit (a turn's items)"
+    );
     describe_gauge!(CALLS_LIVE, "Calls not yet fully ended");
     describe_gauge!(DRAINING, "1 while draining after SIGTERM");
     describe_gauge!(BUILD_INFO, "Build information");
@@ -150,6 +201,55 @@ pub fn dropped(reason: &'static str) {
 /// Count a socket or connection failure.
 pub fn transport_error(kind: &'static str) {
     metrics::counter!(TRANSPORT_ERRORS, "kind" => kind).increment(1);
+}
+
+/// The handles the core loop records call-record commits into.
+pub struct RecordMetrics {
+    committed: Counter,
+    write_errors: Counter,
+    lost: Counter,
+    unsaved: Gauge,
+    commit: metrics::Histogram,
+}
+
+impl RecordMetrics {
+    /// Register the handles with the global recorder.
+    pub fn new() -> Self {
+        Self {
+            committed: metrics::counter!(RECORDS_COMMITTED),
+            write_errors: metrics::counter!(RECORDS_WRITE_ERRORS),
+            lost: metrics::counter!(RECORDS_LOST),
+            unsaved: metrics::gauge!(RECORDS_UNSAVED),
+            commit: metrics::histogram!(RECORDS_COMMIT_SECONDS),
+        }
+    }
+
+    /// `n` items committed in `dt`.
+    pub fn committed(&self, n: usize, dt: Duration) {
+        self.committed.increment(n as u64);
+        self.commit.record(dt.as_secs_f64());
+    }
+
+    /// A commit failed.
+    pub fn write_error(&self) {
+        self.write_errors.increment(1);
+    }
+
+    /// `n` items dropped.
+    pub fn lost(&self, n: usize) {
+        self.lost.increment(n as u64);
+    }
+
+    /// Items waiting in memory.
+    pub fn unsaved(&self, n: usize) {
+        self.unsaved.set(n as f64);
+    }
+}
+
+impl Default for RecordMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// Counters of one direction over one transport.

@@ -65,9 +65,12 @@ use crate::gateway::{Gateway, Input, Output, Reason};
 use crate::sip::transport::{Packet, Transmit, Transport};
 use crate::time::{self, Instant};
 
-use self::metrics::SipMetrics;
+use self::metrics::{RecordMetrics, SipMetrics};
 use self::net::{Conns, NetEvent};
+use self::outbox::NewItem;
 use self::systemd::Notifier;
+use self::webhook::{RecordSink, Records};
+use crate::call::record::RecordItem;
 
 /// Most network events handled per wake of the core loop.
 pub const BATCH: usize = 64;
@@ -99,6 +102,10 @@ pub enum DriverError {
     /// The signal handlers could not be installed.
     #[error("cannot install the SIGTERM/SIGINT handlers: {0}")]
     Signals(#[source] io::Error),
+    /// The call-record outbox (or the webhook client) could not start: the
+    /// gateway does not take calls it cannot record.
+    #[error("cannot start call records (config key `node.data_dir`): {0}")]
+    Records(#[source] webhook::WebhookError),
 }
 
 fn bind_hint(key: &str, e: &io::Error) -> String {
@@ -221,6 +228,8 @@ pub struct Sockets {
     udp: UdpSocket,
     tcp: TcpListener,
     api: TcpListener,
+    sink: RecordSink,
+    records: Records,
 }
 
 impl Sockets {
@@ -248,6 +257,13 @@ impl Sockets {
                 addr: config.api.listen,
                 source,
             })?;
+        let (sink, records) = Records::start(
+            config.webhooks.clone(),
+            &config.node.data_dir,
+            &config.sip.user_agent,
+        )
+        .await
+        .map_err(DriverError::Records)?;
         if let Ok(a) = udp.local_addr() {
             config.sip.listen = a;
         }
@@ -259,6 +275,8 @@ impl Sockets {
             udp,
             tcp,
             api,
+            sink,
+            records,
         })
     }
 
@@ -279,6 +297,8 @@ impl Sockets {
             udp,
             tcp,
             api,
+            sink,
+            records,
         } = self;
         let config = Arc::new(config);
         tracing::info!(
@@ -330,9 +350,10 @@ impl Sockets {
             processing: processing.recorder(),
             timer: timer.recorder(),
         };
-        CoreLoop::new(config, udp, events_rx, conns, draining, latency)
+        CoreLoop::new(config, udp, events_rx, conns, draining, latency, sink)
             .run(shutdown, [accept.abort_handle(), udp_recv.abort_handle()])
             .await;
+        records.shutdown().await;
 
         let _ = api_stop.send(());
         match tokio::time::timeout(API_STOP, api_task).await {
@@ -358,6 +379,8 @@ struct Latency {
 struct Core {
     gw: Gateway,
     out: Vec<Transmit>,
+    /// Records and events of this turn: committed before `out` is sent.
+    records: Vec<RecordItem>,
     next: (Instant, Reason),
     metrics: SipMetrics,
     latency: Latency,
@@ -366,12 +389,16 @@ struct Core {
 impl Core {
     fn new(config: Arc<Config>, metrics: SipMetrics, latency: Latency) -> Self {
         let seed = (time::unix_now().as_nanos() as u64) ^ (u64::from(std::process::id()) << 32);
-        let mut gw = Gateway::new(config, seed, time::now());
+        let now = time::now();
+        let mut gw = Gateway::new(config, seed, now);
+        gw.handle_input(Input::WallClock(time::unix_now()), now);
         let mut out = Vec::new();
-        let next = drain(&mut gw, &mut out);
+        let mut records = Vec::new();
+        let next = drain(&mut gw, &mut out, &mut records);
         Self {
             gw,
             out,
+            records,
             next,
             metrics,
             latency,
@@ -381,7 +408,7 @@ impl Core {
     fn input(&mut self, input: Input) {
         let now = time::now();
         self.gw.handle_input(input, now);
-        self.next = drain(&mut self.gw, &mut self.out);
+        self.next = drain(&mut self.gw, &mut self.out, &mut self.records);
         self.latency
             .processing
             .record(time::now().saturating_duration_since(now));
@@ -391,7 +418,7 @@ impl Core {
         let now = time::now();
         tracing::trace!(reason = ?self.next.1, "timer");
         self.gw.handle_timeout(now);
-        self.next = drain(&mut self.gw, &mut self.out);
+        self.next = drain(&mut self.gw, &mut self.out, &mut self.records);
         self.latency
             .timer
             .record(time::now().saturating_duration_since(now));
@@ -404,10 +431,15 @@ impl Core {
 }
 
 /// The loop contract: drain outputs until the core names its next deadline.
-fn drain(gw: &mut Gateway, out: &mut Vec<Transmit>) -> (Instant, Reason) {
+fn drain(
+    gw: &mut Gateway,
+    out: &mut Vec<Transmit>,
+    records: &mut Vec<RecordItem>,
+) -> (Instant, Reason) {
     loop {
         match gw.poll_output() {
             Output::Transmit(t) => out.push(t),
+            Output::Record(r) => records.push(r),
             Output::Timeout(at, reason) => return (at, reason),
         }
     }
@@ -422,6 +454,11 @@ struct CoreLoop {
     conns: Conns,
     draining: Arc<AtomicBool>,
     notifier: Notifier,
+    /// The outbox.
+    sink: RecordSink,
+    /// Items whose commit failed, retried before the next ones (in order).
+    unsaved: Vec<NewItem>,
+    record_metrics: RecordMetrics,
 }
 
 impl CoreLoop {
@@ -432,8 +469,12 @@ impl CoreLoop {
         conns: Conns,
         draining: Arc<AtomicBool>,
         latency: Latency,
+        sink: RecordSink,
     ) -> Self {
         Self {
+            sink,
+            unsaved: Vec::new(),
+            record_metrics: RecordMetrics::new(),
             core: Core::new(config.clone(), SipMetrics::new(), latency),
             config,
             udp,
@@ -539,6 +580,7 @@ impl CoreLoop {
     fn tick(&mut self, draining: bool) {
         self.notifier.watchdog();
         let now = time::now();
+        self.core.input(Input::WallClock(time::unix_now()));
         self.core.latency.processing.publish(now);
         self.core.latency.timer.publish(now);
         let live = self.core.gw.live_calls();
@@ -547,9 +589,11 @@ impl CoreLoop {
         self.notifier.status(&format!("{state}: {live} calls"));
     }
 
-    /// Send what the core asked for; tell it about connections the sends
-    /// had to close (which may ask for more sends).
+    /// Commit this turn's records, then send what the core asked for; tell
+    /// it about connections the sends had to close (which may ask for more
+    /// sends).
     async fn flush(&mut self) {
+        self.commit_records().await;
         loop {
             let mut out = std::mem::take(&mut self.core.out);
             for t in out.drain(..) {
@@ -566,9 +610,56 @@ impl CoreLoop {
             for id in closed {
                 self.core.input(Input::ConnClosed(id));
             }
+            self.commit_records().await;
         }
     }
+
+    /// Commit the turn's records (and any earlier ones whose commit failed)
+    /// in one transaction. A failed commit (disk full, ...) keeps them in
+    /// memory, retried at every turn, up to [`UNSAVED_MAX`]; beyond that
+    /// the oldest are lost and counted, loudly.
+    async fn commit_records(&mut self) {
+        if self.core.records.is_empty() && self.unsaved.is_empty() {
+            return;
+        }
+        let mut items = std::mem::take(&mut self.unsaved);
+        items.extend(self.core.records.drain(..).map(|r| NewItem {
+            stream: r.stream,
+            key: r.key,
+            kind: r.kind.to_owned(),
+            body: r.body,
+        }));
+        let started = time::now();
+        match self.sink.append_all(items.clone()).await {
+            Ok(n) => {
+                self.record_metrics
+                    .committed(n, time::now().saturating_duration_since(started));
+            }
+            Err(e) => {
+                tracing::error!(
+                    error = %e,
+                    waiting = items.len(),
+                    "call records could not be committed; kept in memory and retried"
+                );
+                self.record_metrics.write_error();
+                if items.len() > UNSAVED_MAX {
+                    let lost = items.len() - UNSAVED_MAX;
+                    tracing::error!(
+                        lost,
+                        "call records lost: the outbox has failed for too long"
+                    );
+                    self.record_metrics.lost(lost);
+                    items.drain(..lost);
+                }
+                self.unsaved = items;
+            }
+        }
+        self.record_metrics.unsaved(self.unsaved.len());
+    }
 }
+
+/// Most records kept in memory while the outbox cannot commit.
+const UNSAVED_MAX: usize = 100_000;
 
 async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
     match at {
@@ -586,6 +677,11 @@ mod tests {
         let mut c = crate::config::demo();
         c.sip.listen = SocketAddr::from(([127, 0, 0, 1], 0));
         c.api.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        c.node.data_dir = std::env::temp_dir().join(format!(
+            "hotline-driver-test-{}-{}",
+            std::process::id(),
+            time::unix_now().as_nanos()
+        ));
         c
     }
 
@@ -689,7 +785,11 @@ mod tests {
             timer: timer.recorder(),
         };
         let draining = Arc::new(AtomicBool::new(false));
-        let core_loop = CoreLoop::new(config, gw_udp, rx, conns, draining, lat);
+        let (sink, _records) = match Records::start(None, &config.node.data_dir, "test").await {
+            Ok(r) => r,
+            Err(e) => panic!("{e}"),
+        };
+        let core_loop = CoreLoop::new(config, gw_udp, rx, conns, draining, lat, sink);
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(core_loop.run(
             async {

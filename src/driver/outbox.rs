@@ -348,6 +348,56 @@ impl Store {
         })
     }
 
+    /// Store several items in **one** transaction (one fsync: group
+    /// commit), each as the next item of its stream, in order. An item
+    /// whose key is already stored is skipped (a retried batch), not an
+    /// error. Returns the items stored.
+    ///
+    /// # Errors
+    /// SQLite failures (a full disk among them): then nothing is stored.
+    pub fn append_all(&mut self, news: &[NewItem], now_ms: i64) -> Result<Vec<Item>, OutboxError> {
+        let path = &self.path;
+        let sql = |op| sql_err(path, op);
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(sql("begin append"))?;
+        let mut stored = Vec::with_capacity(news.len());
+        for new in news {
+            let exists: Option<i64> = tx
+                .query_row("SELECT id FROM items WHERE key = ?1", [&new.key], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .map_err(sql("append (key check)"))?;
+            if exists.is_some() {
+                continue;
+            }
+            let seq: i64 = tx
+                .query_row(
+                    "SELECT COALESCE(MAX(seq), 0) + 1 FROM items WHERE stream = ?1",
+                    [&new.stream],
+                    |r| r.get(0),
+                )
+                .map_err(sql("append (next seq)"))?;
+            tx.execute(
+                "INSERT INTO items (stream, seq, key, kind, body, created_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![new.stream, seq, new.key, new.kind, new.body, now_ms],
+            )
+            .map_err(sql("append"))?;
+            stored.push(Item {
+                id: tx.last_insert_rowid().unsigned_abs(),
+                stream: new.stream.clone(),
+                seq: seq.unsigned_abs(),
+                key: new.key.clone(),
+                kind: new.kind.clone(),
+            });
+        }
+        tx.commit().map_err(sql("commit append"))?;
+        Ok(stored)
+    }
+
     /// Every pending item, oldest first (what a restart resumes).
     ///
     /// # Errors

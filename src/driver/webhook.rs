@@ -126,6 +126,28 @@ impl RecordSink {
             .await
     }
 
+    /// Store `items` in one transaction (group commit); returns after the
+    /// commit. Items whose key is already stored are skipped.
+    ///
+    /// # Errors
+    /// An SQLite failure (a full disk among them): then none is stored.
+    pub async fn append_all(&self, items: Vec<NewItem>) -> Result<usize, OutboxError> {
+        let notify = self.commands.clone();
+        let now_ms = unix_ms();
+        self.outbox
+            .call(move |store| {
+                let stored = store.append_all(&items, now_ms)?;
+                let n = stored.len();
+                if let Some(c) = notify {
+                    for item in stored {
+                        let _ = c.send(Command::Appended(item));
+                    }
+                }
+                Ok(n)
+            })
+            .await
+    }
+
     /// The outbox, for listing and showing items.
     #[must_use]
     pub fn outbox(&self) -> &Outbox {

@@ -464,6 +464,9 @@ impl Default for Netem {
     }
 }
 
+/// Wall-clock time at a Sim's start (Unix time), for call records.
+pub const SIM_EPOCH: Duration = Duration::from_secs(1_795_441_657);
+
 /// The whole simulated world.
 pub struct Sim {
     /// Virtual now.
@@ -480,6 +483,8 @@ pub struct Sim {
     pub netem: Netem,
     /// Everything sent on the wire.
     pub wire: Vec<Wire>,
+    /// Call records and events the gateway asked to store, in order.
+    pub records: Vec<hotline::call::record::RecordItem>,
     flights: BinaryHeap<Reverse<Flight>>,
     gw_deadline: Option<Instant>,
     rng: Rng,
@@ -498,7 +503,9 @@ impl Sim {
     pub fn with_config(seed: u64, plan: Plan, config: Config) -> Sim {
         let start = hotline::time::now();
         let gw_addr: SocketAddr = GW.parse().unwrap_or_else(|_| unreachable!());
-        let gw = Gateway::new(Arc::new(config), seed, start);
+        let mut gw = Gateway::new(Arc::new(config), seed, start);
+        // The wall clock at the Sim's start: 2026-11-23T13:47:37Z.
+        gw.handle_input(Input::WallClock(SIM_EPOCH), start);
         let carrier = Ua::new(
             "carrier",
             CARRIER.parse().unwrap_or_else(|_| unreachable!()),
@@ -519,6 +526,7 @@ impl Sim {
             uas: vec![carrier, dest],
             netem: Netem::default(),
             wire: Vec::new(),
+            records: Vec::new(),
             flights: BinaryHeap::new(),
             gw_deadline: None,
             rng: Rng::new(seed),
@@ -698,6 +706,7 @@ impl Sim {
                     let from = self.gw_addr;
                     self.transmit(from, t.destination, t.data.to_vec());
                 }
+                Output::Record(r) => self.records.push(r),
                 Output::Timeout(at, _reason) => {
                     self.gw_deadline = Some(at);
                     self.outputs_checked += 1;
