@@ -30,6 +30,7 @@ use super::{Codec, G711Frame, PcmFrame, FRAME_SAMPLES, SAMPLE_RATE};
 pub const LEVEL_DBM0: f64 = -10.0;
 
 /// A-law overload level relative to 0 dBm0 (G.711: +3.14 dBm0).
+#[allow(clippy::approx_constant)] // G.711's +3.14 dBm0, not π
 pub const ALAW_OVERLOAD_DBM0: f64 = 3.14;
 
 /// Length of the raised-cosine ramp at each end of an on-segment: 5 ms.

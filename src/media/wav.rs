@@ -362,8 +362,8 @@ impl Prompt {
     /// Build a prompt from 8 kHz mono linear PCM, encoding each law from it.
     #[must_use]
     pub fn from_pcm(name: impl Into<String>, pcm: Vec<i16>) -> Self {
-        let pcma = frames_of(&pcm, Codec::Pcma, |s| g711::alaw_encode(s));
-        let pcmu = frames_of(&pcm, Codec::Pcmu, |s| g711::ulaw_encode(s));
+        let pcma = frames_of(&pcm, Codec::Pcma, g711::alaw_encode);
+        let pcmu = frames_of(&pcm, Codec::Pcmu, g711::ulaw_encode);
         Prompt {
             name: name.into(),
             pcm,
@@ -389,7 +389,7 @@ impl Prompt {
                 return Ok(Prompt::from_pcm(name, pcm));
             }
             WavEncoding::Alaw => (
-                frames_of(&pcm, Codec::Pcma, |s| g711::alaw_encode(s)),
+                frames_of(&pcm, Codec::Pcma, g711::alaw_encode),
                 frames_of(&pcm, Codec::Pcmu, |s| {
                     g711::alaw_to_ulaw(g711::alaw_encode(s))
                 }),
@@ -398,7 +398,7 @@ impl Prompt {
                 frames_of(&pcm, Codec::Pcma, |s| {
                     g711::ulaw_to_alaw(g711::ulaw_encode(s))
                 }),
-                frames_of(&pcm, Codec::Pcmu, |s| g711::ulaw_encode(s)),
+                frames_of(&pcm, Codec::Pcmu, g711::ulaw_encode),
             ),
         };
         Ok(Prompt {
