@@ -18,8 +18,9 @@
 //!   indexed by the sample's 12 (13) most significant bits, computed at
 //!   compile time from the segment-search encoder, which is kept as the
 //!   specification of the table and checked against it for all 65,536
-//!   samples. The table won the measurement (`benches/g711.rs`): one load
-//!   per sample against a leading-zeros segment search.
+//!   samples. The table won the measurement (`benches/g711.rs`, 160-sample
+//!   frame, medians on a shared 2-core box): 205 ns (A) / 207 ns (µ) against
+//!   557 / 536 ns for a leading-zeros segment search; 20 KiB of tables.
 //! - **A↔µ transcoding**: two direct 256-entry tables expanded at compile
 //!   time from the 128 magnitude rows of G.711 Table 3 (µ→A) and Table 4
 //!   (A→µ). These are data, not a formula: the Recommendation chose some
