@@ -68,6 +68,7 @@ pub mod delivery;
 pub mod driver;
 pub mod gateway;
 pub mod ids;
+pub mod media;
 pub mod pii;
 pub mod rng;
 pub mod sip;
