@@ -7,4 +7,5 @@
 //! 20 ms frames (160 samples) unless the SDP says otherwise. Bad packets are
 //! typed errors the relay counts and drops, never panics.
 
+pub mod rfc4733;
 pub mod rtp;

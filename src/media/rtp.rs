@@ -443,7 +443,8 @@ pub enum DropReason {
     /// A late packet from the source we switched away from.
     PreviousSource,
     /// A sequence jump outside the RFC 3550 A.1 window; if the next packet
-    /// follows it, the stream is re-anchored there (a new talkspurt).
+    /// follows it, the stream is re-anchored there (a new talkspurt). A
+    /// jump on a packet with the marker set is taken at once.
     OutOfWindow,
 }
 
@@ -650,7 +651,9 @@ impl OutStream {
                             first: ext == s.first_ext,
                         }
                     }
-                } else if s.probation == Some(seq) {
+                } else if s.probation == Some(seq) || p.marker() {
+                    // Confirmed, or the peer itself says a talkspurt
+                    // starts here (SIPp replaying pcaps does this).
                     Step::Anchor
                 } else {
                     s.probation = Some(seq.wrapping_add(1));

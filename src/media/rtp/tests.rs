@@ -493,6 +493,10 @@ fn a_sequence_jump_is_confirmed_before_re_anchoring() {
     );
     let mut j3 = pkt(8, false, 5102, 1319, 0xa, 160);
     assert_eq!(relay(&mut out, &mut j3, t + ms(60)).2, 1002);
+    // A jump marked as a talkspurt start is taken at once.
+    let mut m = pkt(8, true, 20_000, 7, 0xa, 160);
+    let (_, mk, s, ts, _) = relay(&mut out, &mut m, t + ms(80));
+    assert_eq!((mk, s, ts), (true, 1003, 500_640));
 }
 
 #[test]
