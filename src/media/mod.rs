@@ -1,7 +1,10 @@
 //! The media plane: sans-IO audio for the anchored RTP legs.
 //!
-//! Everything here is pure computation on values: no clock reads, no file
-//! or socket IO (the driver reads prompt files and hands over the bytes).
+//! Everything here is pure computation on values: no clock reads (time
+//! comes in as `now: crate::time::Instant`), no file or socket IO (the
+//! driver reads prompt files and hands over the bytes; packets come in as
+//! byte slices, rewritten in place where they are relayed). Bad packets are
+//! typed errors the relay counts and drops, never panics.
 //! Audio inside the gateway is **8 kHz mono linear PCM, `i16`**, moved in
 //! **20 ms frames of 160 samples** (RTP ptime 20, the pacing of one shard
 //! tick); on the wire it is G.711 ([`g711`]), one byte per sample, so a
@@ -12,8 +15,14 @@
 //!   loops of frames.
 //! - [`wav`]: WAV parsing and [`wav::Prompt`], an announcement pre-encoded
 //!   once at load into frames for each [`Codec`].
+//! - [`rtp`]: RTP/RTCP header views with in-place rewrite, and
+//!   [`rtp::OutStream`], one continuous outgoing stream per leg across
+//!   source switches (relayed audio, prompts, tones, DTMF).
+//! - [`rfc4733`]: telephone-events (DTMF over RTP) in and out.
 
 pub mod g711;
+pub mod rfc4733;
+pub mod rtp;
 pub mod tone;
 pub mod wav;
 
