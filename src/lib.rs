@@ -64,6 +64,7 @@ pub mod config;
 pub mod driver;
 pub mod gateway;
 pub mod ids;
+pub mod media;
 pub mod pii;
 pub mod rng;
 pub mod sip;
