@@ -909,6 +909,76 @@ mod tests {
             }
             let (run, t) = longest_run(&through(path, &white_noise(1, 60, -10.0)));
             println!("{path:?} noise: longest run {run}; {t:?}");
+            let vowels: Vec<i16> = ALL.chars().flat_map(|d| aligned_vowel(d, 400)).collect();
+            let (run, t) = longest_run(&through(path, &vowels));
+            println!("{path:?} tuned vowels: longest run {run}; {t:?}");
+        }
+    }
+
+    /// Worst case for talk-off: a sustained vowel whose pitch puts one
+    /// harmonic within 1 % of a row tone and another within 1 % of a column
+    /// tone, with two formants (60 Hz wide) centred on those tones, the
+    /// column branch scaled to the row branch's power (no twist to hide
+    /// behind).
+    fn aligned_vowel(d: char, ms_len: usize) -> Vec<i16> {
+        let (r, c) = tones_of(d).expect("test digit");
+        let (r, c) = (f64::from(r), f64::from(c));
+        let mut best = (f64::MAX, 100.0);
+        let mut p = 90.0;
+        while p <= 250.0 {
+            let err = ((r / p).round() * p - r).abs() / r + ((c / p).round() * p - c).abs() / c;
+            if err < best.0 {
+                best = (err, p);
+            }
+            p += 0.05;
+        }
+        let pitch = best.1;
+        let mut f = [
+            Resonator { y1: 0.0, y2: 0.0 },
+            Resonator { y1: 0.0, y2: 0.0 },
+        ];
+        let (mut phase, mut prev) = (0.0f64, 0.0f64);
+        let (mut ra, mut cb) = (Vec::new(), Vec::new());
+        for _ in 0..ms(ms_len) {
+            phase += pitch / 8000.0;
+            if phase >= 1.0 {
+                phase -= 1.0;
+            }
+            let g = if phase < 0.4 {
+                0.5 * (1.0 - (std::f64::consts::PI * phase / 0.4).cos())
+            } else if phase < 0.56 {
+                (std::f64::consts::PI * (phase - 0.4) / 0.32).cos()
+            } else {
+                0.0
+            };
+            let src = (g - prev) * 8.0;
+            prev = g;
+            ra.push(f[0].step(src, r, 60.0));
+            cb.push(f[1].step(src, c, 60.0));
+        }
+        let pow = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().max(1e-12);
+        let k = (pow(&ra) / pow(&cb)).sqrt();
+        let out: Vec<f64> = ra.iter().zip(&cb).map(|(a, b)| a + k * b).collect();
+        let rms = (out.iter().map(|v| v * v).sum::<f64>() / out.len() as f64).sqrt();
+        let scale = f64::from(DBM0_RMS) * 10f64.powf(-12.0 / 20.0) / rms.max(1e-12);
+        out.iter()
+            .map(|v| (v * scale).round().clamp(-32768.0, 32767.0) as i16)
+            .collect()
+    }
+
+    #[test]
+    fn vowels_tuned_onto_dtmf_pairs_give_no_digit() {
+        for path in PATHS {
+            let mut hits = String::new();
+            for d in ALL.chars() {
+                hits.push_str(&detect(path, &aligned_vowel(d, 400)));
+            }
+            assert_eq!(
+                hits,
+                "",
+                "{path:?}: talk-off on {} of 16 tuned vowels",
+                hits.len()
+            );
         }
     }
 }
