@@ -55,12 +55,16 @@
 //! # Timing
 //!
 //! A digit starts after [`ON_BLOCKS`] consecutive blocks show it. A block
-//! shows a tone when the tone covers roughly its middle 120 of 160 samples,
-//! so 7 blocks (30 ms of hops) need a tone of about 40 ms: tones of 50 ms
-//! and longer are always detected, tones of 30 ms and shorter never (tested
-//! at every alignment against the block grid). After a report, the same
-//! digit is reported again only after [`OFF_BLOCKS`] consecutive blocks
-//! without it (a gap of about 40 ms); a different valid digit is reported
+//! shows a tone only when the tone fills most of its (Hann-weighted) span,
+//! so 7 blocks (30 ms of hops plus the 20 ms block) need a tone of about
+//! 40 ms. Measured over all 40 alignments against the block grid
+//! (`print_duration_threshold`): tones of 35 ms or less are never detected,
+//! 36–41 ms at some alignments (40 ms: about 80 %), 42 ms and longer always.
+//! After a report, the same digit is reported again only after
+//! [`OFF_BLOCKS`] consecutive blocks
+//! without it: measured the same way, gaps of 38 ms or less never repeat
+//! the digit, 40–42 ms at some alignments, 44 ms and more always. A
+//! different valid digit is reported
 //! as soon as it has lasted long enough. Shorter drop-outs inside a key
 //! press therefore do not double the digit.
 
@@ -980,5 +984,40 @@ mod tests {
                 hits.len()
             );
         }
+    }
+
+    #[test]
+    #[ignore = "diagnostic: duration and gap thresholds over all alignments"]
+    fn print_duration_threshold() {
+        for d in ['1', '5', 'D'] {
+            let mut line = String::new();
+            for len in 30..=50 {
+                let mut hit = 0;
+                for lead in 0..HOP {
+                    let mut x = Vec::new();
+                    silence(&mut x, ms(20) + lead);
+                    digit(&mut x, d, -10.0, ms(len));
+                    silence(&mut x, ms(60));
+                    hit += usize::from(detect(Path::Linear, &x) == d.to_string());
+                }
+                line.push_str(&format!(" {len}ms:{hit}/40"));
+            }
+            println!("{d}:{line}");
+        }
+        let mut line = String::new();
+        for gap in (20..=50).step_by(2) {
+            let mut twice = 0;
+            for lead in 0..HOP {
+                let mut x = Vec::new();
+                silence(&mut x, ms(20) + lead);
+                digit(&mut x, '5', -10.0, ms(60));
+                silence(&mut x, ms(gap));
+                digit(&mut x, '5', -10.0, ms(60));
+                silence(&mut x, ms(60));
+                twice += usize::from(detect(Path::Linear, &x) == "55");
+            }
+            line.push_str(&format!(" {gap}ms:{twice}/40"));
+        }
+        println!("gap giving a second '5':{line}");
     }
 }
