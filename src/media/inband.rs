@@ -377,10 +377,22 @@ impl InbandDetector {
             *x = f32::from(s) * w;
             energy += *x * *x;
         }
+        // All eight filters in one pass: independent recurrences side by
+        // side, so the loop is not bound by one filter's dependency chain.
+        let coeff: [f32; 8] = std::array::from_fn(|i| self.filters[i].coeff);
+        let (mut s1, mut s2) = ([0f32; 8], [0f32; 8]);
+        for &v in self.scratch.iter() {
+            for i in 0..8 {
+                let s0 = v + coeff[i] * s1[i] - s2[i];
+                s2[i] = s1[i];
+                s1[i] = s0;
+            }
+        }
         let mut out = [(0f32, 0f32); 8];
         let mut pw = [0f32; 8];
         for i in 0..8 {
-            out[i] = self.filters[i].run(&self.scratch);
+            let f = &self.filters[i];
+            out[i] = (s1[i] - f.cos * s2[i], f.sin * s2[i]);
             // Tone power (A²/2) as seen through the window.
             pw[i] = 2.0 * power(out[i]) / self.w1sq;
         }
