@@ -19,10 +19,18 @@
 //!   [`rtp::OutStream`], one continuous outgoing stream per leg across
 //!   source switches (relayed audio, prompts, tones, DTMF).
 //! - [`rfc4733`]: telephone-events (DTMF over RTP) in and out.
+//! - [`inband`]: in-band DTMF detection (Goertzel, Q.24 checks) for carriers
+//!   that send tones instead of RFC 4733 events.
+//! - [`mixer`]: N-party conference mixing; each party hears all others.
+//! - [`stats`]: per-leg RTP statistics (RFC 3550 A.1 / A.8) and an E-model
+//!   (ITU-T G.107) MOS estimate.
 
 pub mod g711;
+pub mod inband;
+pub mod mixer;
 pub mod rfc4733;
 pub mod rtp;
+pub mod stats;
 pub mod tone;
 pub mod wav;
 
