@@ -1,8 +1,9 @@
-//! SIP: messages, validation, transport values, transactions (RFC 3261 §17)
-//! and dialogs.
+//! SIP: messages, validation, transport values, transactions (RFC 3261 §17),
+//! dialogs and SDP offer/answer (`sdp`).
 
 pub mod dialog;
 pub mod msg;
+pub mod sdp;
 pub mod transaction;
 pub mod transport;
 pub mod validate;
