@@ -88,9 +88,9 @@ fn stats(c: &mut Criterion) {
         b.iter(|| {
             // Mostly in order; a gap every 50th packet, a repeat every 97th.
             i += 1;
-            let seq = if i % 97 == 0 {
+            let seq = if i.is_multiple_of(97) {
                 i - 1
-            } else if i % 50 == 0 {
+            } else if i.is_multiple_of(50) {
                 i + 1
             } else {
                 i

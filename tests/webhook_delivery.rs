@@ -121,7 +121,7 @@ fn verify(headers: &HeaderMap, body: &[u8], now_secs: u64) -> Result<(), String>
 }
 
 fn hex_decode(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())

@@ -74,7 +74,7 @@ impl TelephoneEvent {
 /// The events of a payload: one, or several packed back to back
 /// (RFC 4733 §2.5.1.5), each 4 bytes. Checks the length before yielding.
 pub fn events(payload: &[u8]) -> Result<impl Iterator<Item = TelephoneEvent> + '_, Rfc4733Error> {
-    if payload.is_empty() || payload.len() % EVENT_LEN != 0 {
+    if payload.is_empty() || !payload.len().is_multiple_of(EVENT_LEN) {
         return Err(Rfc4733Error::Length { len: payload.len() });
     }
     Ok(payload
