@@ -255,6 +255,8 @@ pub struct GatewayConfig {
     pub target_port: u16,
     pub ring_timeout_secs: u64,
     pub shutdown_grace_secs: u64,
+    /// More TOML appended to the generated file (e.g. a `[webhooks]` table).
+    pub extra_toml: String,
 }
 
 impl GatewayConfig {
@@ -266,6 +268,7 @@ impl GatewayConfig {
             target_port: free_port(),
             ring_timeout_secs: 4,
             shutdown_grace_secs: 5,
+            extra_toml: String::new(),
         }
     }
 
@@ -305,7 +308,7 @@ transport = "udp"
 [[routes]]
 number = "{number}"
 target = "uas"
-"#,
+{extra}"#,
             data_dir = data_dir.display(),
             grace = self.shutdown_grace_secs,
             sip = self.sip_port,
@@ -313,6 +316,7 @@ target = "uas"
             api = self.api_port,
             target = self.target_port,
             number = NUMBER,
+            extra = self.extra_toml,
         )
     }
 }
@@ -412,6 +416,12 @@ impl Gateway {
     /// `GET path` on the HTTP API.
     pub fn get(&self, path: &str) -> io::Result<(u16, String)> {
         http_get(self.config.api_addr(), path)
+    }
+
+    /// Send SIGKILL: the process dies at once, nothing flushed.
+    pub fn kill9(&mut self) -> Option<ExitStatus> {
+        signal(self.pid(), "KILL");
+        self.wait_exit(Duration::from_secs(10))
     }
 
     /// Send SIGTERM (through `kill(1)`: no libc dependency).
