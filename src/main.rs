@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use hotline::call::record::rfc3339_ms;
 use hotline::config::{self, Config};
+use hotline::driver::outbox::{self, State, Store, StoredItem};
 use hotline::driver::{self, log::LogFormat};
 
 /// Exit status for an unusable configuration.
@@ -33,8 +35,66 @@ enum Command {
         /// The TOML file.
         file: PathBuf,
     },
+    /// Call records and events in the local outbox (read from
+    /// `node.data_dir`; works while the gateway runs or is stopped).
+    #[command(subcommand)]
+    Records(RecordsCommand),
     /// Print the version.
     Version,
+}
+
+#[derive(Debug, Subcommand)]
+enum RecordsCommand {
+    /// Newest items first: id, state, kind, attempts, created, key.
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Which items.
+        #[arg(long, value_enum, default_value_t = StateArg::Pending)]
+        state: StateArg,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One item with its body and delivery history.
+    Show {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The item id (first column of `records list`).
+        id: u64,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Dead-lettered items (no longer tried; replayable).
+    DeadLetters {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct StoreArgs {
+    /// Configuration file whose `node.data_dir` holds the outbox; without
+    /// it, the embedded demo's (`data`, relative to the working directory).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum StateArg {
+    Pending,
+    Delivered,
+    Dead,
 }
 
 #[derive(Debug, clap::Args)]
@@ -63,6 +123,7 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Serve(args) => serve(&args),
         Command::CheckConfig { file } => check_config(&file),
+        Command::Records(cmd) => records(cmd),
         Command::Version => {
             println!("hotline {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
@@ -112,6 +173,151 @@ fn serve(args: &ServeArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Open the outbox named by `--config` (or the demo's).
+fn open_store(args: &StoreArgs) -> Result<Store, ExitCode> {
+    let config = match &args.config {
+        Some(path) => config::load(path).map_err(|e| {
+            eprintln!("{e}");
+            ExitCode::from(EXIT_CONFIG)
+        })?,
+        None => config::demo(),
+    };
+    let path = config.node.data_dir.join(outbox::FILE_NAME);
+    if !path.exists() {
+        eprintln!(
+            "hotline: no outbox at {} (config key `node.data_dir`); has the gateway run with \
+             this configuration, from this directory?",
+            path.display()
+        );
+        return Err(ExitCode::FAILURE);
+    }
+    Store::open(&path).map_err(|e| {
+        eprintln!("hotline: {e}");
+        ExitCode::FAILURE
+    })
+}
+
+fn records(cmd: RecordsCommand) -> ExitCode {
+    let result = match cmd {
+        RecordsCommand::List {
+            store,
+            state,
+            limit,
+            json,
+        } => {
+            let state = match state {
+                StateArg::Pending => State::Pending,
+                StateArg::Delivered => State::Delivered,
+                StateArg::Dead => State::Dead,
+            };
+            list(&store, state, limit, json)
+        }
+        RecordsCommand::DeadLetters { store, limit, json } => {
+            list(&store, State::Dead, limit, json)
+        }
+        RecordsCommand::Show { store, id, json } => show(&store, id, json),
+    };
+    result.unwrap_or_else(|code| code)
+}
+
+fn list(args: &StoreArgs, state: State, limit: u32, json: bool) -> Result<ExitCode, ExitCode> {
+    let store = open_store(args)?;
+    let items = store.list(state, limit).map_err(|e| {
+        eprintln!("hotline: {e}");
+        ExitCode::FAILURE
+    })?;
+    if json {
+        for i in &items {
+            println!("{}", item_json(i, false));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:>8}  {:<9}  {:<14}  {:>8}  {:<24}  key",
+        "id", "state", "kind", "attempts", "created (UTC)"
+    );
+    for i in &items {
+        println!(
+            "{:>8}  {:<9}  {:<14}  {:>8}  {:<24}  {}",
+            i.id,
+            i.state.as_str(),
+            i.kind,
+            i.attempts,
+            rfc3339_ms(u64::try_from(i.created_ms).unwrap_or(0)),
+            i.key
+        );
+    }
+    if items.is_empty() {
+        println!("(no {} items)", state.as_str());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show(args: &StoreArgs, id: u64, json: bool) -> Result<ExitCode, ExitCode> {
+    let store = open_store(args)?;
+    let item = store.get(id).map_err(|e| {
+        eprintln!("hotline: {e}");
+        ExitCode::FAILURE
+    })?;
+    let Some(i) = item else {
+        eprintln!("hotline: no item {id} in {}", store.path().display());
+        return Err(ExitCode::FAILURE);
+    };
+    if json {
+        println!("{}", item_json(&i, true));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let ms = |v: Option<i64>| {
+        v.map(|m| rfc3339_ms(u64::try_from(m).unwrap_or(0)))
+            .unwrap_or_else(|| "-".to_owned())
+    };
+    println!("id:            {}", i.id);
+    println!("kind:          {}", i.kind);
+    println!("state:         {}", i.state.as_str());
+    println!("stream / seq:  {} / {}", i.stream, i.seq);
+    println!("key:           {}", i.key);
+    println!("created:       {}", ms(Some(i.created_ms)));
+    println!("attempts:      {}", i.attempts);
+    println!("first attempt: {}", ms(i.first_attempt_ms));
+    println!("next attempt:  {}", ms(i.next_attempt_ms));
+    println!("done:          {}", ms(i.done_ms));
+    if let Some(s) = i.last_status {
+        println!("last status:   {s}");
+    }
+    if let Some(e) = &i.last_error {
+        println!("last error:    {e}");
+    }
+    let body = serde_json::from_str::<serde_json::Value>(&i.body)
+        .ok()
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        .unwrap_or_else(|| i.body.clone());
+    println!("body:\n{body}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn item_json(i: &StoredItem, with_body: bool) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "id": i.id,
+        "state": i.state.as_str(),
+        "kind": i.kind,
+        "stream": i.stream,
+        "seq": i.seq,
+        "key": i.key,
+        "created_ms": i.created_ms,
+        "attempts": i.attempts,
+        "first_attempt_ms": i.first_attempt_ms,
+        "next_attempt_ms": i.next_attempt_ms,
+        "last_status": i.last_status,
+        "last_error": i.last_error,
+        "done_ms": i.done_ms,
+    });
+    if with_body {
+        v["body"] =
+            serde_json::from_str(&i.body).unwrap_or(serde_json::Value::String(i.body.clone()));
+    }
+    v
 }
 
 /// `--sip-listen` / `--api-listen`. When the SIP listen IP changes to a

@@ -207,3 +207,63 @@ fn every_completed_call_is_delivered_across_a_kill_9() {
         rx.duplicates
     );
 }
+
+/// Run `hotline records ...` and return (exit code, stdout).
+fn records_cli(args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(common::e2e::hotline_bin())
+        .arg("records")
+        .args(args)
+        .output();
+    match out {
+        Ok(o) => (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
+        ),
+        Err(e) => panic!("cannot run hotline: {e}"),
+    }
+}
+
+#[test]
+fn without_a_webhook_records_stay_in_the_outbox_and_the_cli_shows_them() {
+    common::e2e::require_sipp();
+    let dir = TestDir::new("without_a_webhook_records_stay_in_the_outbox");
+    let gw = Gateway::start(&dir, GatewayConfig::new());
+    let uas = Sipp::uas("uas", "basic-call-uas.xml", gw.config.target_port);
+    let uac = Sipp::uac("uac", "basic-call-uac.xml", gw.sip_addr()).pause_ms(200);
+    common::e2e::call_through(&dir, &gw, &uas, &uac);
+    let config = gw.config_path.to_string_lossy().into_owned();
+
+    let (code, out) = records_cli(&["list", "--config", &config, "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let items: Vec<Value> = out
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    // Newest first.
+    let kinds: Vec<&str> = items.iter().filter_map(|i| i["kind"].as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["call.record", "call.ended", "call.answered", "call.arrived"],
+        "{out}"
+    );
+    assert!(items.iter().all(|i| i["state"] == "pending"), "{out}");
+
+    let id = items[0]["id"].as_u64().unwrap_or(0).to_string();
+    let (code, shown) = records_cli(&["show", "--config", &config, &id]);
+    assert_eq!(code, 0, "{shown}");
+    assert!(shown.contains("kind:          call.record"), "{shown}");
+    assert!(
+        shown.contains("\"schema\": \"hotline.call_record.v1\""),
+        "{shown}"
+    );
+
+    let (code, table) = records_cli(&["list", "--config", &config]);
+    assert_eq!(code, 0);
+    assert!(table.lines().count() >= 5, "{table}");
+    let (code, dead) = records_cli(&["dead-letters", "--config", &config]);
+    assert_eq!(code, 0);
+    assert!(dead.contains("(no dead items)"), "{dead}");
+    let (code, missing) = records_cli(&["show", "--config", &config, "999999"]);
+    assert_ne!(code, 0);
+    assert!(missing.contains("no item 999999"), "{missing}");
+}
