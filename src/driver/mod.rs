@@ -31,6 +31,16 @@
 //! due by then, so it may be a batch). The sends happen after the
 //! measurement, so it measures the core, not the kernel.
 //!
+//! # Records before datagrams
+//! The core emits call records ([`Output::Record`]) beside datagrams. A
+//! turn's records are committed to the outbox (one SQLite transaction on
+//! its own thread) **before** that turn's datagrams are sent, so the 200 to
+//! a BYE leaves only once the call's record is on disk. The loop does not
+//! wait for the commit: it goes on taking input while one commit is in
+//! flight; what later turns produce waits for the next commit (records are
+//! grouped, datagrams keep their order). A turn with no records and no
+//! commit in flight sends at once.
+//!
 //! # Shutdown (CONVENTIONS §11)
 //! The shutdown future is injected ([`run`]); [`run_blocking`] wires it to
 //! SIGTERM/SIGINT. On it: [`Input::Drain`] (the core answers new INVITEs
@@ -458,6 +468,14 @@ struct CoreLoop {
     sink: RecordSink,
     /// Items whose commit failed, retried before the next ones (in order).
     unsaved: Vec<NewItem>,
+    /// The commit in flight.
+    commit: Option<tokio::task::JoinHandle<CommitResult>>,
+    /// Datagrams waiting for the commit in flight.
+    held: Vec<Transmit>,
+    /// Records produced since the commit in flight started.
+    next_records: Vec<NewItem>,
+    /// Datagrams produced since then: they wait for the next commit.
+    held_next: Vec<Transmit>,
     record_metrics: RecordMetrics,
 }
 
@@ -474,6 +492,10 @@ impl CoreLoop {
         Self {
             sink,
             unsaved: Vec::new(),
+            commit: None,
+            held: Vec::new(),
+            next_records: Vec::new(),
+            held_next: Vec::new(),
             record_metrics: RecordMetrics::new(),
             core: Core::new(config.clone(), SipMetrics::new(), latency),
             config,
@@ -523,6 +545,7 @@ impl CoreLoop {
                     drain_until = Some(time::now() + self.config.node.shutdown_grace);
                     self.start_drain();
                 }
+                done = commit_wait(&mut self.commit) => self.commit_done(done).await,
                 () = tokio::time::sleep_until(deadline) => self.core.timeout(),
                 _ = tick.tick() => self.tick(drain_until.is_some()),
                 ev = self.events.recv() => {
@@ -552,6 +575,7 @@ impl CoreLoop {
         for r in readers {
             r.abort();
         }
+        self.settle_commits().await;
         let CoreLoop { events, conns, .. } = self;
         drop(events);
         conns.shutdown(TCP_FLUSH_AT_EXIT).await;
@@ -589,20 +613,14 @@ impl CoreLoop {
         self.notifier.status(&format!("{state}: {live} calls"));
     }
 
-    /// Commit this turn's records, then send what the core asked for; tell
-    /// it about connections the sends had to close (which may ask for more
-    /// sends).
+    /// Move this turn's outputs into the commit pipeline (module docs,
+    /// "Records before datagrams"); tell the core about connections the
+    /// sends had to close (which may ask for more).
     async fn flush(&mut self) {
-        self.commit_records().await;
         loop {
-            let mut out = std::mem::take(&mut self.core.out);
-            for t in out.drain(..) {
-                match t.transport {
-                    Transport::Udp => net::send_udp(&self.udp, &t, &self.core.metrics).await,
-                    Transport::Tcp => self.conns.send(t, &self.core.metrics),
-                }
-            }
-            self.core.out = out;
+            let records = std::mem::take(&mut self.core.records);
+            let out = std::mem::take(&mut self.core.out);
+            self.pipeline(records, out).await;
             let closed = self.conns.take_closed();
             if closed.is_empty() {
                 return;
@@ -610,32 +628,64 @@ impl CoreLoop {
             for id in closed {
                 self.core.input(Input::ConnClosed(id));
             }
-            self.commit_records().await;
         }
     }
 
-    /// Commit the turn's records (and any earlier ones whose commit failed)
-    /// in one transaction. A failed commit (disk full, ...) keeps them in
-    /// memory, retried at every turn, up to [`UNSAVED_MAX`]; beyond that
-    /// the oldest are lost and counted, loudly.
-    async fn commit_records(&mut self) {
-        if self.core.records.is_empty() && self.unsaved.is_empty() {
-            return;
-        }
-        let mut items = std::mem::take(&mut self.unsaved);
-        items.extend(self.core.records.drain(..).map(|r| NewItem {
+    /// A turn's records and datagrams. With no commit in flight: datagrams
+    /// of a turn without records go out at once; otherwise a commit starts
+    /// and the datagrams wait for it. With a commit in flight, both wait
+    /// for the next one (so datagrams keep their order).
+    async fn pipeline(&mut self, records: Vec<RecordItem>, out: Vec<Transmit>) {
+        let records = records.into_iter().map(|r| NewItem {
             stream: r.stream,
             key: r.key,
             kind: r.kind.to_owned(),
             body: r.body,
-        }));
+        });
+        if self.commit.is_some() {
+            self.next_records.extend(records);
+            self.held_next.extend(out);
+            return;
+        }
+        self.next_records.extend(records);
+        if self.next_records.is_empty() && self.unsaved.is_empty() {
+            self.send(out).await;
+            return;
+        }
+        self.held = out;
+        self.start_commit();
+    }
+
+    /// Commit `unsaved` + `next_records` in one transaction on the outbox
+    /// thread.
+    fn start_commit(&mut self) {
+        let mut items = std::mem::take(&mut self.unsaved);
+        items.append(&mut self.next_records);
+        if items.is_empty() {
+            return;
+        }
+        let sink = self.sink.clone();
         let started = time::now();
-        match self.sink.append_all(items.clone()).await {
-            Ok(n) => {
+        self.commit = Some(tokio::spawn(async move {
+            let result = sink.append_all(items.clone()).await;
+            (result, items, started)
+        }));
+    }
+
+    /// The commit in flight ended: release the datagrams it held; start the
+    /// next commit if records are waiting (their datagrams wait for it). A
+    /// failed commit (disk full, ...) keeps its records in memory, retried
+    /// with the next commit, up to [`UNSAVED_MAX`] (beyond that the oldest
+    /// are lost and counted, loudly); its datagrams go out anyway, since
+    /// holding the calls would not save the records.
+    async fn commit_done(&mut self, done: Result<CommitResult, tokio::task::JoinError>) {
+        self.commit = None;
+        match done {
+            Ok((Ok(n), _, started)) => {
                 self.record_metrics
                     .committed(n, time::now().saturating_duration_since(started));
             }
-            Err(e) => {
+            Ok((Err(e), mut items, _)) => {
                 tracing::error!(
                     error = %e,
                     waiting = items.len(),
@@ -653,8 +703,55 @@ impl CoreLoop {
                 }
                 self.unsaved = items;
             }
+            Err(e) => tracing::error!(error = %e, "bug: the record commit task failed"),
         }
         self.record_metrics.unsaved(self.unsaved.len());
+        let held = std::mem::take(&mut self.held);
+        self.send(held).await;
+        let next = std::mem::take(&mut self.held_next);
+        if self.next_records.is_empty() {
+            self.send(next).await;
+        } else {
+            self.held = next;
+            self.start_commit();
+        }
+    }
+
+    /// Wait for every commit (at exit), then send what they held.
+    async fn settle_commits(&mut self) {
+        while let Some(handle) = self.commit.take() {
+            let done = handle.await;
+            self.commit_done(done).await;
+        }
+        if !self.unsaved.is_empty() || !self.next_records.is_empty() {
+            self.start_commit();
+            if let Some(handle) = self.commit.take() {
+                let done = handle.await;
+                self.commit_done(done).await;
+            }
+        }
+    }
+
+    async fn send(&mut self, out: Vec<Transmit>) {
+        for t in out {
+            match t.transport {
+                Transport::Udp => net::send_udp(&self.udp, &t, &self.core.metrics).await,
+                Transport::Tcp => self.conns.send(t, &self.core.metrics),
+            }
+        }
+    }
+}
+
+/// What a commit task returns: the result, its items (kept if it failed),
+/// when it started.
+type CommitResult = (Result<usize, outbox::OutboxError>, Vec<NewItem>, Instant);
+
+async fn commit_wait(
+    commit: &mut Option<tokio::task::JoinHandle<CommitResult>>,
+) -> Result<CommitResult, tokio::task::JoinError> {
+    match commit {
+        Some(handle) => handle.await,
+        None => std::future::pending().await,
     }
 }
 

@@ -310,42 +310,14 @@ impl Store {
     /// failures (a full disk among them).
     pub fn append(&mut self, new: &NewItem, now_ms: i64) -> Result<Item, OutboxError> {
         let path = &self.path;
-        let sql = |op| sql_err(path, op);
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(sql("begin append"))?;
-        let exists: Option<i64> = tx
-            .query_row("SELECT id FROM items WHERE key = ?1", [&new.key], |r| {
-                r.get(0)
-            })
-            .optional()
-            .map_err(sql("append (key check)"))?;
-        if exists.is_some() {
-            return Err(OutboxError::DuplicateKey(new.key.clone()));
-        }
-        let seq: i64 = tx
-            .query_row(
-                "SELECT COALESCE(MAX(seq), 0) + 1 FROM items WHERE stream = ?1",
-                [&new.stream],
-                |r| r.get(0),
-            )
-            .map_err(sql("append (next seq)"))?;
-        tx.execute(
-            "INSERT INTO items (stream, seq, key, kind, body, created_ms) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![new.stream, seq, new.key, new.kind, new.body, now_ms],
-        )
-        .map_err(sql("append"))?;
-        let id = tx.last_insert_rowid();
-        tx.commit().map_err(sql("commit append"))?;
-        Ok(Item {
-            id: id.unsigned_abs(),
-            stream: new.stream.clone(),
-            seq: seq.unsigned_abs(),
-            key: new.key.clone(),
-            kind: new.kind.clone(),
-        })
+            .map_err(sql_err(path, "begin append"))?;
+        let item = insert_next(&tx, path, new, now_ms)?
+            .ok_or_else(|| OutboxError::DuplicateKey(new.key.clone()))?;
+        tx.commit().map_err(sql_err(path, "commit append"))?;
+        Ok(item)
     }
 
     /// Store several items in **one** transaction (one fsync: group
@@ -357,44 +329,15 @@ impl Store {
     /// SQLite failures (a full disk among them): then nothing is stored.
     pub fn append_all(&mut self, news: &[NewItem], now_ms: i64) -> Result<Vec<Item>, OutboxError> {
         let path = &self.path;
-        let sql = |op| sql_err(path, op);
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(sql("begin append"))?;
+            .map_err(sql_err(path, "begin append"))?;
         let mut stored = Vec::with_capacity(news.len());
         for new in news {
-            let exists: Option<i64> = tx
-                .query_row("SELECT id FROM items WHERE key = ?1", [&new.key], |r| {
-                    r.get(0)
-                })
-                .optional()
-                .map_err(sql("append (key check)"))?;
-            if exists.is_some() {
-                continue;
-            }
-            let seq: i64 = tx
-                .query_row(
-                    "SELECT COALESCE(MAX(seq), 0) + 1 FROM items WHERE stream = ?1",
-                    [&new.stream],
-                    |r| r.get(0),
-                )
-                .map_err(sql("append (next seq)"))?;
-            tx.execute(
-                "INSERT INTO items (stream, seq, key, kind, body, created_ms) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![new.stream, seq, new.key, new.kind, new.body, now_ms],
-            )
-            .map_err(sql("append"))?;
-            stored.push(Item {
-                id: tx.last_insert_rowid().unsigned_abs(),
-                stream: new.stream.clone(),
-                seq: seq.unsigned_abs(),
-                key: new.key.clone(),
-                kind: new.kind.clone(),
-            });
+            stored.extend(insert_next(&tx, path, new, now_ms)?);
         }
-        tx.commit().map_err(sql("commit append"))?;
+        tx.commit().map_err(sql_err(path, "commit append"))?;
         Ok(stored)
     }
 
@@ -634,6 +577,46 @@ fn read_row(r: &Row<'_>) -> rusqlite::Result<RowResult> {
     }))
 }
 
+/// Insert `new` as the next item of its stream inside `tx`; `None` if its
+/// key is already stored.
+fn insert_next(
+    tx: &rusqlite::Transaction<'_>,
+    path: &Path,
+    new: &NewItem,
+    now_ms: i64,
+) -> Result<Option<Item>, OutboxError> {
+    let sql = |op| sql_err(path, op);
+    let exists: Option<i64> = tx
+        .query_row("SELECT id FROM items WHERE key = ?1", [&new.key], |r| {
+            r.get(0)
+        })
+        .optional()
+        .map_err(sql("append (key check)"))?;
+    if exists.is_some() {
+        return Ok(None);
+    }
+    let seq: i64 = tx
+        .query_row(
+            "SELECT COALESCE(MAX(seq), 0) + 1 FROM items WHERE stream = ?1",
+            [&new.stream],
+            |r| r.get(0),
+        )
+        .map_err(sql("append (next seq)"))?;
+    tx.execute(
+        "INSERT INTO items (stream, seq, key, kind, body, created_ms) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![new.stream, seq, new.key, new.kind, new.body, now_ms],
+    )
+    .map_err(sql("append"))?;
+    Ok(Some(Item {
+        id: tx.last_insert_rowid().unsigned_abs(),
+        stream: new.stream.clone(),
+        seq: seq.unsigned_abs(),
+        key: new.key.clone(),
+        kind: new.kind.clone(),
+    }))
+}
+
 type Job = Box<dyn FnOnce(&mut Store) + Send>;
 
 /// A [`Store`] on its own thread, shared by cloning this handle. The thread
@@ -805,6 +788,25 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(ok(store.backlog()).pending, 1);
+    }
+
+    #[test]
+    fn append_all_stores_in_order_and_skips_keys_already_stored() {
+        let dir = TempDir::new("append-all");
+        let mut store = ok(Store::open(&dir.0.join(FILE_NAME)));
+        ok(store.append(&new("call-1", "k1"), 1));
+        let batch = [
+            new("call-1", "k1"),
+            new("call-1", "k2"),
+            new("call-2", "k3"),
+            new("call-1", "k4"),
+        ];
+        let stored = ok(store.append_all(&batch, 2));
+        let keys: Vec<&str> = stored.iter().map(|i| i.key.as_str()).collect();
+        assert_eq!(keys, ["k2", "k3", "k4"]);
+        let seqs: Vec<u64> = stored.iter().map(|i| i.seq).collect();
+        assert_eq!(seqs, [2, 1, 3]);
+        assert_eq!(ok(store.backlog()).pending, 4);
     }
 
     #[test]
