@@ -70,7 +70,6 @@ impl Gateway {
     /// A core for this configuration. `seed` feeds tags, branches and
     /// Call-IDs (the driver seeds from the OS; tests from a constant).
     pub fn new(config: Arc<Config>, seed: u64, now: Instant) -> Gateway {
-        let _ = now;
         let sip = &config.sip;
         let timers = TimerConfig {
             t1: sip.t1,
@@ -83,7 +82,7 @@ impl Gateway {
         };
         Gateway {
             tsx: Transactions::new(timers, local, seed),
-            b2bua: B2bua::new(config.clone(), seed),
+            b2bua: B2bua::new(config.clone(), seed, now),
             policy: Policy {
                 max_message_bytes: sip.max_message_bytes,
                 ..Policy::default()

@@ -141,7 +141,7 @@ pub fn map_failure(status: u16) -> u16 {
 
 impl B2bua {
     /// A B2BUA for this configuration.
-    pub fn new(config: Arc<Config>, seed: u64) -> B2bua {
+    pub fn new(config: Arc<Config>, seed: u64, now: Instant) -> B2bua {
         let host = host_literal(config.sip.advertise);
         let port = config.sip.listen.port();
         B2bua {
@@ -158,7 +158,8 @@ impl B2bua {
             ids: IdGen::default(),
             rng: Rng::new(seed ^ 0xB2B0_A000),
             draining: false,
-            clock: WallClock::new(crate::time::far_future(), Duration::ZERO),
+            // Unix time 0 until the driver tells the wall clock.
+            clock: WallClock::new(now, Duration::ZERO),
             records: VecDeque::new(),
             stats: B2buaStats::default(),
         }

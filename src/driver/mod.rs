@@ -476,6 +476,9 @@ struct CoreLoop {
     next_records: Vec<NewItem>,
     /// Datagrams produced since then: they wait for the next commit.
     held_next: Vec<Transmit>,
+    /// After a failed commit, no new one before this (the outbox is not
+    /// hammered while its disk is failing).
+    retry_at: Option<Instant>,
     record_metrics: RecordMetrics,
 }
 
@@ -496,6 +499,7 @@ impl CoreLoop {
             held: Vec::new(),
             next_records: Vec::new(),
             held_next: Vec::new(),
+            retry_at: None,
             record_metrics: RecordMetrics::new(),
             core: Core::new(config.clone(), SipMetrics::new(), latency),
             config,
@@ -647,6 +651,15 @@ impl CoreLoop {
             self.held_next.extend(out);
             return;
         }
+        if self.retry_at.is_some_and(|at| time::now() < at) {
+            // The outbox failed a moment ago: keep the records for the
+            // retry; holding the datagrams would not save them.
+            self.unsaved.extend(records);
+            self.cap_unsaved();
+            self.record_metrics.unsaved(self.unsaved.len());
+            self.send(out).await;
+            return;
+        }
         self.next_records.extend(records);
         if self.next_records.is_empty() && self.unsaved.is_empty() {
             self.send(out).await;
@@ -667,6 +680,8 @@ impl CoreLoop {
         let sink = self.sink.clone();
         let started = time::now();
         self.commit = Some(tokio::spawn(async move {
+            // The copy is what survives a failure: the items handed to the
+            // outbox thread are gone if that thread is (OutboxError::Closed).
             let result = sink.append_all(items.clone()).await;
             (result, items, started)
         }));
@@ -682,26 +697,23 @@ impl CoreLoop {
         self.commit = None;
         match done {
             Ok((Ok(n), _, started)) => {
+                self.retry_at = None;
                 self.record_metrics
                     .committed(n, time::now().saturating_duration_since(started));
             }
-            Ok((Err(e), mut items, _)) => {
+            Ok((Err(e), items, _)) => {
                 tracing::error!(
                     error = %e,
                     waiting = items.len(),
+                    retry_in = ?COMMIT_RETRY,
                     "call records could not be committed; kept in memory and retried"
                 );
                 self.record_metrics.write_error();
-                if items.len() > UNSAVED_MAX {
-                    let lost = items.len() - UNSAVED_MAX;
-                    tracing::error!(
-                        lost,
-                        "call records lost: the outbox has failed for too long"
-                    );
-                    self.record_metrics.lost(lost);
-                    items.drain(..lost);
-                }
-                self.unsaved = items;
+                self.retry_at = Some(time::now() + COMMIT_RETRY);
+                // Failed items go first: they are older than any kept meanwhile.
+                let newer = std::mem::replace(&mut self.unsaved, items);
+                self.unsaved.extend(newer);
+                self.cap_unsaved();
             }
             Err(e) => tracing::error!(error = %e, "bug: the record commit task failed"),
         }
@@ -709,11 +721,30 @@ impl CoreLoop {
         let held = std::mem::take(&mut self.held);
         self.send(held).await;
         let next = std::mem::take(&mut self.held_next);
+        if self.retry_at.is_some() && !self.next_records.is_empty() {
+            // Not again at once: they join the retry.
+            self.unsaved.append(&mut self.next_records);
+            self.cap_unsaved();
+        }
         if self.next_records.is_empty() {
             self.send(next).await;
         } else {
             self.held = next;
             self.start_commit();
+        }
+    }
+
+    /// Keep at most [`UNSAVED_MAX`] items in memory; beyond that the oldest
+    /// are lost, counted and logged loudly.
+    fn cap_unsaved(&mut self) {
+        if self.unsaved.len() > UNSAVED_MAX {
+            let lost = self.unsaved.len() - UNSAVED_MAX;
+            tracing::error!(
+                lost,
+                "call records lost: the outbox has failed for too long"
+            );
+            self.record_metrics.lost(lost);
+            self.unsaved.drain(..lost);
         }
     }
 
@@ -757,6 +788,8 @@ async fn commit_wait(
 
 /// Most records kept in memory while the outbox cannot commit.
 const UNSAVED_MAX: usize = 100_000;
+/// After a failed commit, how long before the next attempt.
+const COMMIT_RETRY: Duration = Duration::from_secs(1);
 
 async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
     match at {
