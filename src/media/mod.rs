@@ -28,8 +28,10 @@
 pub mod g711;
 pub mod inband;
 pub mod mixer;
+pub mod pool;
 pub mod rfc4733;
 pub mod rtp;
+pub mod shard;
 pub mod stats;
 pub mod tone;
 pub mod wav;
