@@ -28,6 +28,8 @@ pub enum Input {
     /// The wall clock read now: time since the Unix epoch (the driver sends
     /// it at start and on every tick; call records carry UTC times).
     WallClock(std::time::Duration),
+    /// A report from a media shard.
+    Media(crate::media::shard::MediaEvent),
 }
 
 /// What the core asks of the driver.
@@ -40,6 +42,13 @@ pub enum Output {
     /// `Record` of a turn before it sends that turn's `Transmit`s, so a
     /// peer never sees the end of a call whose record could still be lost.
     Record(crate::call::record::RecordItem),
+    /// Command media shard `shard` (index into [`Gateway::media_ranges`]).
+    Media {
+        /// The shard.
+        shard: usize,
+        /// What to do.
+        cmd: crate::media::shard::MediaCommand,
+    },
     /// Nothing more now; call `handle_timeout` at this instant.
     Timeout(Instant, Reason),
 }
@@ -102,6 +111,7 @@ impl Gateway {
             }
             Input::Drain => self.b2bua.drain(),
             Input::WallClock(unix) => self.b2bua.set_wall_clock(now, unix),
+            Input::Media(ev) => self.b2bua.handle_media_event(ev, &mut self.tsx, now),
         }
         self.pump(now);
     }
@@ -118,6 +128,9 @@ impl Gateway {
     pub fn poll_output(&mut self) -> Output {
         if let Some(r) = self.b2bua.poll_record() {
             return Output::Record(r);
+        }
+        if let Some((shard, cmd)) = self.b2bua.poll_media() {
+            return Output::Media { shard, cmd };
         }
         if let Some(t) = self.tsx.poll_transmit() {
             return Output::Transmit(t);
@@ -144,6 +157,13 @@ impl Gateway {
     /// Whether the node stopped taking calls.
     pub fn is_draining(&self) -> bool {
         self.b2bua.is_draining()
+    }
+
+    /// The RTP port range (even RTP ports) of each media shard the driver
+    /// must run, in shard order.
+    pub fn media_ranges(&self) -> Vec<std::ops::RangeInclusive<u16>> {
+        let pool = self.b2bua.media().pool();
+        (0..pool.shards()).filter_map(|i| pool.range(i)).collect()
     }
 
     /// The B2BUA, for inspection (tests, status).

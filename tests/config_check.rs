@@ -211,7 +211,8 @@ fn unknown_top_level_table() {
         line: 6,
         column: 2,
         key: "nodes",
-        message: "unknown key; expected one of: node, sip, api, webhooks, trunks, targets, routes",
+        message:
+            "unknown key; expected one of: node, sip, api, media, webhooks, trunks, targets, routes",
         help: "did you mean `node`?",
     });
 }
@@ -480,7 +481,7 @@ fn demo_sets_and_docs_describe_every_key() {
     let top = schema_keys("");
     assert_eq!(
         top,
-        ["node", "sip", "api", "webhooks", "trunks", "targets", "routes"]
+        ["node", "sip", "api", "media", "webhooks", "trunks", "targets", "routes"]
     );
     // The demo has no backend: [webhooks] is there as a comment, every key
     // in it.
@@ -504,6 +505,7 @@ fn demo_sets_and_docs_describe_every_key() {
         ("node", "[node]"),
         ("sip", "[sip]"),
         ("api", "[api]"),
+        ("media", "[media]"),
         ("trunks", "[[trunks]]"),
         ("targets", "[[targets]]"),
         ("routes", "[[routes]]"),

@@ -1,15 +1,16 @@
 //! The signalling-only B2BUA: what each transaction event does to a call.
 //!
 //! Inputs are transaction-layer events ([`TsxEvent`]) and the ring timer;
-//! outputs are requests and responses handed back to the transaction layer.
-//! SDP is relayed unchanged: every place where the media plane will anchor
-//! RTP (rewrite the offer before it leaves, the answer before it returns) is
-//! marked `MEDIA HOOK`.
+//! outputs are requests and responses handed back to the transaction layer,
+//! and commands for the media shards. Every call's media is anchored: the
+//! SDP each side sees is ours (see [`super::media`]), never the other side's.
 
+use super::media::{info_digit, is_dtmf_info, is_sdp, MediaPlane, Refusal};
 use super::record::{Arrival, End, EndedBy, RecordBuilder, RecordItem, WallClock};
-use super::{Call, CallState, EndCause, Relay, Side};
+use super::{Call, CallState, EndCause, OfferIn, Relay, Side};
 use crate::config::{Config, TargetTransport};
 use crate::ids::{CallId, IdGen, TsxId};
+use crate::media::shard::{DigitSource, MediaCommand, MediaEvent};
 use crate::pii::Pii;
 use crate::rng::Rng;
 use crate::sip::dialog::Dialog;
@@ -89,6 +90,8 @@ pub struct B2bua {
     /// Our advertised host, as written in From and Contact.
     host: String,
     stats: B2buaStats,
+    /// Ports, SDP and the commands for the media shards.
+    media: MediaPlane,
 }
 
 fn outcome_label(cause: &EndCause) -> &'static str {
@@ -102,6 +105,8 @@ fn outcome_label(cause: &EndCause) -> &'static str {
         EndCause::NoAck => "no_ack",
         EndCause::NoRoute => "no_route",
         EndCause::Draining => "draining",
+        EndCause::RtpTimeout(_) => "rtp_timeout",
+        EndCause::MediaFailed => "media_failed",
     }
 }
 
@@ -115,7 +120,9 @@ fn end_of(cause: &EndCause) -> End {
         | EndCause::DestinationTimeout
         | EndCause::NoAck
         | EndCause::NoRoute
-        | EndCause::Draining => (EndedBy::Gateway, None),
+        | EndCause::Draining
+        | EndCause::RtpTimeout(_)
+        | EndCause::MediaFailed => (EndedBy::Gateway, None),
     };
     End {
         by,
@@ -150,7 +157,6 @@ impl B2bua {
                 tcp: format!("<sip:hotline@{host}:{port};transport=tcp>"),
             }),
             host,
-            config,
             calls: HashMap::new(),
             by_tsx: HashMap::new(),
             by_dialog: HashMap::new(),
@@ -162,6 +168,102 @@ impl B2bua {
             clock: WallClock::new(now, Duration::ZERO),
             records: VecDeque::new(),
             stats: B2buaStats::default(),
+            media: MediaPlane::new(&config.media, config.media.effective_shards()),
+            config,
+        }
+    }
+
+    /// The next command for a media shard: (shard index, command).
+    pub fn poll_media(&mut self) -> Option<(usize, MediaCommand)> {
+        self.media.poll_command()
+    }
+
+    /// The media side (port pool, counters).
+    pub fn media(&self) -> &MediaPlane {
+        &self.media
+    }
+
+    /// A report from a media shard.
+    pub fn handle_media_event(&mut self, ev: MediaEvent, tsx: &mut Transactions, now: Instant) {
+        match ev {
+            MediaEvent::Digit { leg, digit, source } => {
+                if let Some((cid, side)) = self.media.leg_owner(leg) {
+                    self.on_digit(cid, side, digit, source, now);
+                }
+            }
+            MediaEvent::RtpTimeout { leg } => {
+                if let Some((cid, side)) = self.media.leg_owner(leg) {
+                    tracing::info!(call = %cid, ?side, "no RTP: ending the call");
+                    self.fail_media(cid, EndCause::RtpTimeout(side), tsx, now);
+                }
+            }
+            MediaEvent::OpenFailed { leg, error } => {
+                if let Some((cid, side)) = self.media.leg_owner(leg) {
+                    tracing::warn!(call = %cid, ?side, port = leg, %error, "RTP port unusable: ending the call");
+                    self.fail_media(cid, EndCause::MediaFailed, tsx, now);
+                }
+            }
+            MediaEvent::PlaybackDone { .. } => {}
+            MediaEvent::Closed { stats, .. } => {
+                let quality = if stats.packets_received == 0 {
+                    "no_rtp"
+                } else if stats.mos >= 4.0 {
+                    "good"
+                } else if stats.mos >= 3.6 {
+                    "fair"
+                } else {
+                    "poor"
+                };
+                metrics::counter!("hotline_media_legs_total", "quality" => quality).increment(1);
+                metrics::counter!("hotline_media_packets_received_total")
+                    .increment(stats.packets_received);
+                metrics::counter!("hotline_media_packets_lost_total")
+                    .increment(u64::try_from(stats.cumulative_lost.max(0)).unwrap_or(0));
+            }
+        }
+    }
+
+    /// A DTMF digit on a leg (from RTP or SIP INFO), reported once.
+    fn on_digit(
+        &mut self,
+        cid: CallId,
+        side: Side,
+        digit: char,
+        source: DigitSource,
+        now: Instant,
+    ) {
+        let Some(call) = self.calls.get_mut(&cid) else {
+            return;
+        };
+        if let Some(d) = self.media.digit(&mut call.media, digit, source, now) {
+            metrics::counter!("hotline_dtmf_digits_total", "source" => d.source.as_str())
+                .increment(1);
+            // Digits can be personal data (an ID number keyed into an IVR):
+            // debug level only, under their own target.
+            tracing::debug!(target: "hotline::dtmf", call = %cid, ?side, digit = %d.digit, source = d.source.as_str(), "dtmf");
+        }
+    }
+
+    /// End a call the media plane cannot serve.
+    fn fail_media(&mut self, cid: CallId, cause: EndCause, tsx: &mut Transactions, now: Instant) {
+        let Some(call) = self.calls.get_mut(&cid) else {
+            return;
+        };
+        match call.state {
+            CallState::Calling {
+                a_invite, b_invite, ..
+            } => {
+                tsx.cancel(b_invite, now);
+                let mut r = a_response(tsx, a_invite, 500);
+                r.set_to_tag(&call.a.local_tag);
+                r.headers
+                    .push("Reason", "SIP;cause=500;text=\"Media unavailable\"");
+                tsx.send_response(a_invite, r, now);
+                self.ring.cancel(cid);
+                call.state = CallState::Cancelling { b_invite, cause };
+            }
+            CallState::Confirmed { .. } => self.hang_up(cid, None, cause, tsx, now),
+            CallState::Cancelling { .. } | CallState::Terminating { .. } => {}
         }
     }
 
@@ -363,6 +465,30 @@ impl B2bua {
             .and_then(|u| u.user)
             .unwrap_or_else(|| "anonymous".to_string());
 
+        // Media: the caller's offer against ours, two ports, our offer to B.
+        let a_ct = req.headers.get(Hdr::ContentType);
+        let a_sdp = if req.body.is_empty() {
+            None
+        } else if is_sdp(a_ct) {
+            Some(req.body.as_ref())
+        } else {
+            let mut r = Response::to(&req, 415);
+            r.set_to_tag(&local_tag);
+            r.headers.push("Accept", "application/sdp");
+            tsx.send_response(id, r, now);
+            metrics::counter!("hotline_calls_total", "outcome" => "unsupported_body").increment(1);
+            return;
+        };
+        let call_id = CallId(self.ids.next_raw());
+        let session_ids = (self.rng.next_u64() >> 1, self.rng.next_u64() >> 1);
+        let (media, b_offer) = match self.media.open_call(call_id, a_sdp, session_ids) {
+            Ok(x) => x,
+            Err(refusal) => {
+                self.refuse(id, &req, &local_tag, &refusal, tsx, now);
+                return;
+            }
+        };
+
         // Build the B leg from scratch: nothing of the A leg's topology.
         let b_transport = match target.transport {
             TargetTransport::Udp => Transport::Udp,
@@ -399,14 +525,9 @@ impl B2bua {
         h.push("Contact", self.contact(b_transport).to_string());
         h.push("Allow", ALLOW);
         h.push("User-Agent", self.config.sip.user_agent.clone());
-        // MEDIA HOOK: the media plane will replace the caller's SDP offer
-        // with one pointing at our RTP ports (issue: media plane).
-        if let Some(ct) = req.headers.get(Hdr::ContentType) {
-            h.push("Content-Type", ct.to_string());
-        }
-        b.body = req.body.clone();
+        h.push("Content-Type", "application/sdp");
+        b.body = Bytes::from(b_offer);
 
-        let call_id = CallId(self.ids.next_raw());
         let (record, arrived) = RecordBuilder::arrive(
             &Arrival {
                 node: &self.config.node.name,
@@ -450,9 +571,38 @@ impl B2bua {
                     early: false,
                 },
                 record,
+                media,
             },
         );
         metrics::gauge!("hotline_calls_active").set(self.calls.len() as f64);
+    }
+
+    /// Refuse a new INVITE for a media reason (488 with Warning, 503).
+    fn refuse(
+        &mut self,
+        id: TsxId,
+        req: &Request,
+        tag: &str,
+        refusal: &Refusal,
+        tsx: &mut Transactions,
+        now: Instant,
+    ) {
+        let mut r = Response::to(req, refusal.status);
+        r.set_to_tag(tag);
+        if let Some(w) = &refusal.warning {
+            r.headers.push("Warning", w.clone());
+        }
+        if refusal.status == 503 {
+            r.headers.push("Retry-After", "5");
+        }
+        let reason = refusal.reason.replace(['"', '\\'], "'");
+        r.headers.push(
+            "Reason",
+            format!("SIP;cause={};text=\"{reason}\"", refusal.status),
+        );
+        tsx.send_response(id, r, now);
+        tracing::debug!(status = refusal.status, reason = %refusal.reason, "call refused");
+        metrics::counter!("hotline_calls_total", "outcome" => refusal.outcome).increment(1);
     }
 
     fn on_in_dialog(
@@ -483,6 +633,17 @@ impl B2bua {
                 self.hang_up(cid, Some(side), EndCause::HangUp(side), tsx, now);
             }
             Method::Options => respond(tsx, id, &req, 200, now),
+            Method::Info if is_dtmf_info(req.headers.get(Hdr::ContentType)) => {
+                // DTMF by SIP INFO ends here: reported once, not relayed.
+                let ct = req.headers.get(Hdr::ContentType).unwrap_or_default();
+                match info_digit(ct, &req.body) {
+                    Some(digit) => {
+                        respond(tsx, id, &req, 200, now);
+                        self.on_digit(cid, side, digit, DigitSource::SipInfo, now);
+                    }
+                    None => respond(tsx, id, &req, 400, now),
+                }
+            }
             Method::Invite | Method::Info | Method::Update | Method::Message => {
                 self.relay_request(cid, side, id, req, tsx, now)
             }
@@ -509,7 +670,6 @@ impl B2bua {
         };
         let CallState::Confirmed {
             a_invite_pending_ack,
-            b_ack_deferred,
             relays,
         } = &mut call.state
         else {
@@ -518,11 +678,7 @@ impl B2bua {
             return;
         };
         let invite = req.method == Method::Invite;
-        if invite
-            && (a_invite_pending_ack.is_some()
-                || b_ack_deferred.is_some()
-                || relays.iter().any(|r| r.invite))
-        {
+        if invite && (a_invite_pending_ack.is_some() || relays.iter().any(|r| r.invite)) {
             // RFC 3261 §14.2: an INVITE is already in progress.
             respond(tsx, id, &req, 491, now);
             return;
@@ -540,13 +696,41 @@ impl B2bua {
                 d.refresh_target(&req);
             }
         }
+        // An offer (hold, resume, a new address) is negotiated here and
+        // re-offered on the other leg from our ports.
+        let offers = matches!(req.method, Method::Invite | Method::Update);
+        let sdp_body = offers && is_sdp(req.headers.get(Hdr::ContentType)) && !req.body.is_empty();
+        let our_offer = if sdp_body {
+            match self.media.reoffer(&mut call.media, side, &req.body) {
+                Ok(body) => Some(body),
+                Err(refusal) => {
+                    let mut r = Response::to(&req, refusal.status);
+                    if let Some(w) = &refusal.warning {
+                        r.headers.push("Warning", w.clone());
+                    }
+                    tsx.send_response(id, r, now);
+                    return;
+                }
+            }
+        } else {
+            None
+        };
         let Some(od) = call.dialog_mut(other) else {
             return;
         };
         let mut out = od.request(req.method.clone(), &contact, None);
-        // MEDIA HOOK: a re-INVITE's SDP (hold: sendonly/inactive) is relayed
-        // as is; the media plane will rewrite it to our ports.
-        copy_body(&req, &mut out);
+        let offer = match our_offer {
+            Some(body) => {
+                out.headers.set("Content-Type", "application/sdp");
+                out.body = Bytes::from(body);
+                OfferIn::Request
+            }
+            None if offers && req.body.is_empty() => OfferIn::Response,
+            None => {
+                copy_body(&req, &mut out);
+                OfferIn::None
+            }
+        };
         for name in ["Event", "Info-Package", "Subject"] {
             if let Some(v) = req.headers.get_named(name) {
                 out.headers.push(name, v.to_string());
@@ -560,6 +744,7 @@ impl B2bua {
                 server: id,
                 client,
                 invite,
+                offer,
             });
         }
         self.by_tsx.insert(id, (cid, Role::RelayServer));
@@ -582,10 +767,8 @@ impl B2bua {
         let Some(call) = self.calls.get_mut(&cid) else {
             return;
         };
-        let contact_b = contacts.get(call.b_peer.transport).to_string();
         let CallState::Confirmed {
             a_invite_pending_ack,
-            b_ack_deferred,
             relays,
         } = &mut call.state
         else {
@@ -596,12 +779,9 @@ impl B2bua {
             && (invite.is_none() || invite == *a_invite_pending_ack)
         {
             *a_invite_pending_ack = None;
-            if let (Some(b_inv), Some(bd)) = (b_ack_deferred.take(), call.b.as_mut()) {
-                // Late offer: the caller's SDP answer travels in its ACK.
-                let cseq = call.b_invite_req.cseq().map(|c| c.0).unwrap_or(1);
-                let mut b_ack = bd.request(Method::Ack, &contact_b, Some(cseq));
-                copy_body(&ack, &mut b_ack);
-                tsx.send_ack(b_inv, b_ack, now);
+            if !ack.body.is_empty() && is_sdp(ack.headers.get(Hdr::ContentType)) {
+                // Late offer: the caller answers our offer in its ACK.
+                self.media.caller_ack(&mut call.media, &ack.body, cid);
             }
             return;
         }
@@ -619,9 +799,19 @@ impl B2bua {
                 Some(d) => contacts.get(d.peer.transport).to_string(),
                 None => return,
             };
+            // A bodiless re-INVITE: the ACK answers the offer we relayed in
+            // the 2xx; the other side gets our answer to its offer.
+            let answer = if relay.offer == OfferIn::Response && !ack.body.is_empty() {
+                self.media.reanswer(&mut call.media, other, &ack.body, cid)
+            } else {
+                None
+            };
             if let (Some(cseq), Some(od)) = (cseq, call.dialog_mut(other)) {
                 let mut out = od.request(Method::Ack, &contact, Some(cseq));
-                copy_body(&ack, &mut out);
+                if let Some(body) = answer {
+                    out.headers.set("Content-Type", "application/sdp");
+                    out.body = Bytes::from(body);
+                }
                 tsx.send_ack(relay.client, out, now);
             }
         }
@@ -728,8 +918,16 @@ impl B2bua {
                 r.reason = resp.reason.clone();
                 r.set_to_tag(&call.a.local_tag);
                 r.headers.push("Contact", contact_a);
-                // MEDIA HOOK: early media (183 + SDP answer) will be anchored here.
-                copy_body(&resp, &mut r);
+                // Early media from the callee is relayed; without it, the
+                // caller hears our ringback (an answer in the 18x).
+                let body = if !resp.body.is_empty() && is_sdp(resp.headers.get(Hdr::ContentType)) {
+                    self.media.callee_sdp(&mut call.media, &resp.body, cid)
+                } else if self.media.ringing(&mut call.media) {
+                    self.media.caller_sdp(&mut call.media)
+                } else {
+                    None
+                };
+                set_sdp(&mut r, body);
                 tsx.send_response(a_invite, r, now);
             }
             (
@@ -751,15 +949,10 @@ impl B2bua {
                         return;
                     }
                 };
-                let late_offer = tsx.request(a_invite).is_none_or(|r| r.body.is_empty());
+                // B answered our offer: its ACK carries nothing.
                 let cseq = call.b_invite_req.cseq().map(|c| c.0).unwrap_or(1);
-                let deferred = if late_offer {
-                    Some(b_invite)
-                } else {
-                    let ack = bd.request(Method::Ack, &contact_b, Some(cseq));
-                    tsx.send_ack(b_invite, ack, now);
-                    None
-                };
+                let ack = bd.request(Method::Ack, &contact_b, Some(cseq));
+                tsx.send_ack(b_invite, ack, now);
                 self.by_dialog
                     .insert((bd.call_id.clone(), bd.local_tag.clone()), (cid, Side::B));
                 call.b = Some(bd);
@@ -767,15 +960,20 @@ impl B2bua {
                 r.set_to_tag(&call.a.local_tag);
                 r.headers.push("Contact", contact_a);
                 r.headers.push("Allow", ALLOW);
-                // MEDIA HOOK: the SDP answer will point at our RTP ports.
-                copy_body(&resp, &mut r);
+                let body = if !resp.body.is_empty() && is_sdp(resp.headers.get(Hdr::ContentType)) {
+                    self.media.callee_sdp(&mut call.media, &resp.body, cid)
+                } else {
+                    // The answer came in a 18x (or never: no media then).
+                    self.media.callee_answered_without_sdp(&mut call.media);
+                    self.media.caller_sdp(&mut call.media)
+                };
+                set_sdp(&mut r, body);
                 tsx.send_response(a_invite, r, now);
                 call.answered = Some(now);
                 let answered = call.record.answered(now, &self.clock);
                 self.records.push_back(answered);
                 call.state = CallState::Confirmed {
                     a_invite_pending_ack: Some(a_invite),
-                    b_ack_deferred: deferred,
                     relays: Vec::new(),
                 };
                 self.ring.cancel(cid);
@@ -907,8 +1105,32 @@ impl B2bua {
                 d.refresh_target(&resp);
             }
         }
-        // MEDIA HOOK: the answer to a re-INVITE (hold/unhold) is relayed as is.
-        copy_body(&resp, &mut r);
+        let sdp_resp = !resp.body.is_empty() && is_sdp(resp.headers.get(Hdr::ContentType));
+        match relay.offer {
+            OfferIn::Request if sdp_resp && (200..300).contains(&resp.status) => {
+                // The answer to our re-offer; the offerer gets ours.
+                let body = self
+                    .media
+                    .reanswer(&mut call.media, relay.from, &resp.body, cid);
+                set_sdp(&mut r, body);
+            }
+            OfferIn::Response if sdp_resp && (200..300).contains(&resp.status) => {
+                // An offer in the 2xx to a bodiless re-INVITE: negotiate it
+                // on its leg, offer ours to the requester (answer in the ACK).
+                match self
+                    .media
+                    .reoffer(&mut call.media, relay.from.other(), &resp.body)
+                {
+                    Ok(body) => set_sdp(&mut r, Some(body)),
+                    Err(refusal) => {
+                        tracing::debug!(call = %cid, reason = %refusal.reason, "unusable offer in a re-INVITE answer");
+                    }
+                }
+            }
+            OfferIn::None => copy_body(&resp, &mut r),
+            // Provisional or failure answers: no SDP crosses.
+            _ => {}
+        }
         tsx.send_response(relay.server, r, now);
         if resp.status >= 200 && !(relay.invite && resp.status < 300) {
             if let CallState::Confirmed { relays, .. } = &mut call.state {
@@ -1057,6 +1279,7 @@ impl B2bua {
             return;
         };
         self.ring.cancel(cid);
+        self.media.close_call(&call.media);
         self.by_dialog
             .remove(&(call.a.call_id.clone(), call.a.local_tag.clone()));
         if let Some(b) = &call.b {
@@ -1087,6 +1310,14 @@ fn respond(tsx: &mut Transactions, id: TsxId, req: &Request, status: u16, now: I
         r.set_to_tag(&format!("h{}", id.0));
     }
     tsx.send_response(id, r, now);
+}
+
+/// Put our SDP (if any) in a message as its only body.
+fn set_sdp(to: &mut impl Body, body: Option<String>) {
+    if let Some(body) = body {
+        to.headers_mut().set("Content-Type", "application/sdp");
+        to.set_body(Bytes::from(body));
+    }
 }
 
 /// Copy body and Content-Type (and nothing else) from one message to another.

@@ -11,6 +11,7 @@
 //! State data lives in its state (CONVENTIONS §5): see [`CallState`].
 
 pub mod b2bua;
+pub mod media;
 pub mod record;
 
 use crate::ids::{CallId, TsxId};
@@ -57,6 +58,10 @@ pub enum EndCause {
     NoRoute,
     /// The node was shutting down.
     Draining,
+    /// No RTP from this side for `media.rtp_timeout_secs`.
+    RtpTimeout(Side),
+    /// The media plane could not serve the call (ports could not be bound).
+    MediaFailed,
 }
 
 /// A re-INVITE or other in-dialog request being relayed from one leg to
@@ -71,6 +76,19 @@ pub struct Relay {
     pub client: TsxId,
     /// It is an INVITE (the ACK for its 2xx must be relayed too).
     pub invite: bool,
+    /// Where the SDP offer of this exchange travels, if any.
+    pub offer: OfferIn,
+}
+
+/// Where the offer of a relayed offer/answer exchange is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OfferIn {
+    /// No SDP (INFO, MESSAGE, a bodiless re-INVITE so far).
+    None,
+    /// In the request: the answer comes in the 2xx.
+    Request,
+    /// In the 2xx to a bodiless re-INVITE: the answer comes in the ACK.
+    Response,
 }
 
 /// The call's life, with the data each stage needs.
@@ -97,9 +115,6 @@ pub enum CallState {
     Confirmed {
         /// A leg INVITE tsx while its ACK is outstanding.
         a_invite_pending_ack: Option<TsxId>,
-        /// B leg INVITE tsx whose ACK waits for the caller's ACK (late
-        /// offer: the SDP answer comes in the caller's ACK).
-        b_ack_deferred: Option<TsxId>,
         /// In-dialog requests being relayed.
         relays: Vec<Relay>,
     },
@@ -142,6 +157,8 @@ pub struct Call {
     pub state: CallState,
     /// The call record being built (sealed when the end is known).
     pub record: record::RecordBuilder,
+    /// Ports and SDP of both legs.
+    pub media: media::CallMedia,
 }
 
 impl Call {

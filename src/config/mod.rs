@@ -120,6 +120,8 @@ pub struct Config {
     pub sip: Sip,
     /// `[api]`: the operators' HTTP API.
     pub api: Api,
+    /// `[media]`: the anchored RTP legs.
+    pub media: Media,
     /// `[webhooks]`: where call records and events are posted; `None`
     /// without the section (records then stay in the outbox).
     pub webhooks: Option<Webhooks>,
@@ -246,6 +248,56 @@ impl fmt::Display for UnknownSource {
         f.write_str(self.as_str())
     }
 }
+
+/// `[media]`: RTP anchoring (every call's audio passes through the gateway).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Media {
+    /// Address the RTP sockets bind (`listen`, an IP; default the
+    /// `sip.listen` IP).
+    pub listen: IpAddr,
+    /// Address written in our SDP (`advertise`; default the
+    /// `sip.advertise` address).
+    pub advertise: IpAddr,
+    /// First port of the RTP range (`port_min`, default 16384).
+    pub port_min: u16,
+    /// Last port of the RTP range (`port_max`, default 32767).
+    pub port_max: u16,
+    /// Media threads, each owning a share of the ports (`shards`, default
+    /// 0 = one per CPU core).
+    pub shards: usize,
+    /// A leg that should send and is silent this long ends the call
+    /// (`rtp_timeout_secs`, default 30).
+    pub rtp_timeout: Duration,
+    /// Send to where a peer's packets come from (`latching = "symmetric"`,
+    /// default) or to its SDP address (`"off"`).
+    pub latching: Latching,
+    /// Detect DTMF tones in the audio of legs without telephone-event
+    /// (`inband_dtmf`, default true).
+    pub inband_dtmf: bool,
+    /// Play Chinese ringback to the caller while the callee rings without
+    /// early media of its own (`ringback`, default true).
+    pub ringback: bool,
+    /// Codecs we offer and accept, preferred first (`codecs`, default
+    /// `["PCMA", "PCMU"]`).
+    pub codecs: Vec<crate::sip::sdp::CodecId>,
+    /// Socket buffer asked of the kernel per RTP socket (`udp_buffer_bytes`,
+    /// default 262144).
+    pub udp_buffer_bytes: usize,
+}
+
+impl Media {
+    /// Media threads to run: `shards`, or one per CPU core when 0.
+    #[must_use]
+    pub fn effective_shards(&self) -> usize {
+        if self.shards > 0 {
+            return self.shards;
+        }
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    }
+}
+
+/// How a leg learns where to send RTP.
+pub use crate::media::shard::Latching;
 
 /// `[api]`: the operators' HTTP API.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -17,6 +17,7 @@ pub(super) struct RawConfig {
     pub node: Option<RawNode>,
     pub sip: Option<RawSip>,
     pub api: Option<RawApi>,
+    pub media: Option<RawMedia>,
     pub webhooks: Option<RawWebhooks>,
     #[serde(default)]
     pub trunks: Vec<RawTrunk>,
@@ -67,6 +68,28 @@ pub(super) struct RawSip {
 #[serde(deny_unknown_fields, expecting = "a table ([api])")]
 pub(super) struct RawApi {
     pub listen: Option<String>,
+}
+
+/// `[media]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table ([media])")]
+pub(super) struct RawMedia {
+    pub listen: Option<String>,
+    pub advertise: Option<String>,
+    #[serde(default, deserialize_with = "count")]
+    pub port_min: Option<u64>,
+    #[serde(default, deserialize_with = "count")]
+    pub port_max: Option<u64>,
+    #[serde(default, deserialize_with = "count")]
+    pub shards: Option<u64>,
+    #[serde(default, deserialize_with = "seconds")]
+    pub rtp_timeout_secs: Option<u64>,
+    pub latching: Option<String>,
+    pub inband_dtmf: Option<bool>,
+    pub ringback: Option<bool>,
+    pub codecs: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "bytes")]
+    pub udp_buffer_bytes: Option<u64>,
 }
 
 /// `[webhooks]`

@@ -8,11 +8,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::raw::{RawApi, RawConfig, RawNode, RawRoute, RawSip, RawTarget, RawTrunk, RawWebhooks};
+use super::raw::{
+    RawApi, RawConfig, RawMedia, RawNode, RawRoute, RawSip, RawTarget, RawTrunk, RawWebhooks,
+};
 use super::source::{closest, Source};
 use super::{
-    Api, Cidr, CidrError, Config, ConfigError, Node, Route, Secret, Sip, Target, TargetTransport,
-    Trunk, UnknownSource, Webhooks,
+    Api, Cidr, CidrError, Config, ConfigError, Latching, Media, Node, Route, Secret, Sip, Target,
+    TargetTransport, Trunk, UnknownSource, Webhooks,
 };
 
 type Result<T> = std::result::Result<T, ConfigError>;
@@ -28,6 +30,7 @@ pub(super) fn validate(raw: RawConfig, src: &Source<'_>) -> Result<Config> {
     let node = node(raw.node.unwrap_or_default(), src)?;
     let sip = sip(raw.sip.unwrap_or_default(), src)?;
     let api = api(&raw.api.unwrap_or_default(), &sip, src)?;
+    let media = media(raw.media.unwrap_or_default(), &sip, src)?;
     let webhooks = raw.webhooks.map(|w| webhooks(w, src)).transpose()?;
     let trunks = trunks(raw.trunks, src)?;
     let targets = targets(raw.targets, &sip, src)?;
@@ -37,6 +40,7 @@ pub(super) fn validate(raw: RawConfig, src: &Source<'_>) -> Result<Config> {
         node,
         sip,
         api,
+        media,
         webhooks,
         trunks,
         targets,
@@ -252,6 +256,135 @@ fn advertise(src: &Source<'_>, raw: Option<String>, listen: SocketAddr) -> Resul
         ));
     }
     Ok(ip)
+}
+
+fn media(raw: RawMedia, sip: &Sip, src: &Source<'_>) -> Result<Media> {
+    let ip = |key: &str, text: Option<String>, default: IpAddr| -> Result<IpAddr> {
+        match text {
+            None => Ok(default),
+            Some(t) => t.parse::<IpAddr>().map_err(|_| {
+                src.error(
+                    key,
+                    format!("invalid IP address \"{t}\""),
+                    Some(
+                        "write an IPv4 or IPv6 address without a port, e.g. \"192.0.2.10\""
+                            .to_owned(),
+                    ),
+                )
+            }),
+        }
+    };
+    let listen = ip("media.listen", raw.listen, sip.listen.ip())?;
+    let advertise = ip("media.advertise", raw.advertise, sip.advertise)?;
+    if advertise.is_unspecified() || advertise.is_multicast() {
+        return Err(src.error(
+            "media.advertise",
+            format!("{advertise} cannot be reached by peers"),
+            Some("advertise the unicast address peers send RTP to, e.g. \"192.0.2.10\"".to_owned()),
+        ));
+    }
+    let port_min = ranged(
+        src,
+        "media.port_min",
+        raw.port_min,
+        16_384,
+        1024,
+        65_534,
+        "(a port)",
+    )?;
+    let port_max = ranged(
+        src,
+        "media.port_max",
+        raw.port_max,
+        32_767,
+        1025,
+        65_535,
+        "(a port)",
+    )?;
+    if port_max < port_min + 3 {
+        return Err(src.error(
+            "media.port_max",
+            format!("the RTP range {port_min}-{port_max} holds no two RTP/RTCP pairs"),
+            Some("each call needs two pairs of ports; give a range of thousands, e.g. port_min = 16384, port_max = 32767".to_owned()),
+        ));
+    }
+    let shards = ranged(
+        src,
+        "media.shards",
+        raw.shards,
+        0,
+        0,
+        256,
+        "(0 = one per CPU core)",
+    )?;
+    let rtp_timeout = secs(
+        src,
+        "media.rtp_timeout_secs",
+        raw.rtp_timeout_secs,
+        30,
+        1,
+        3600,
+    )?;
+    let latching = match raw.latching.as_deref() {
+        None | Some("symmetric") => Latching::Symmetric,
+        Some("off") => Latching::Off,
+        Some(other) => {
+            return Err(src.error(
+                "media.latching",
+                format!("unknown value \"{other}\"; expected one of: symmetric, off"),
+                Some("\"symmetric\" sends to where a peer's RTP comes from (NAT'd phones); \"off\" always to its SDP address".to_owned()),
+            ))
+        }
+    };
+    let mut codecs = Vec::new();
+    for c in raw
+        .codecs
+        .unwrap_or_else(|| vec!["PCMA".into(), "PCMU".into()])
+    {
+        let id = match c.to_ascii_uppercase().as_str() {
+            "PCMA" => crate::sip::sdp::CodecId::Pcma,
+            "PCMU" => crate::sip::sdp::CodecId::Pcmu,
+            _ => {
+                return Err(src.error(
+                    "media.codecs",
+                    format!("unknown codec \"{c}\"; expected PCMA or PCMU"),
+                    Some("G.711 only: codecs = [\"PCMA\", \"PCMU\"]".to_owned()),
+                ))
+            }
+        };
+        if !codecs.contains(&id) {
+            codecs.push(id);
+        }
+    }
+    if codecs.is_empty() {
+        return Err(src.error(
+            "media.codecs",
+            "no codec",
+            Some("name at least one: codecs = [\"PCMA\", \"PCMU\"]".to_owned()),
+        ));
+    }
+    let udp_buffer_bytes = ranged(
+        src,
+        "media.udp_buffer_bytes",
+        raw.udp_buffer_bytes,
+        262_144,
+        16_384,
+        67_108_864,
+        "bytes",
+    )?;
+    Ok(Media {
+        listen,
+        advertise,
+        port_min: port_min as u16,
+        port_max: port_max as u16,
+        shards: shards as usize,
+        rtp_timeout,
+        latching,
+        inband_dtmf: raw.inband_dtmf.unwrap_or(true),
+        ringback: raw.ringback.unwrap_or(true),
+        codecs,
+        udp_buffer_bytes: udp_buffer_bytes as usize,
+    })
 }
 
 fn api(raw: &RawApi, sip: &Sip, src: &Source<'_>) -> Result<Api> {

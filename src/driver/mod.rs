@@ -54,6 +54,7 @@
 pub mod api;
 pub mod latency;
 pub mod log;
+pub mod media;
 pub mod metrics;
 pub mod net;
 pub mod outbox;
@@ -116,6 +117,9 @@ pub enum DriverError {
     /// gateway does not take calls it cannot record.
     #[error("cannot start call records (config key `node.data_dir`): {0}")]
     Records(#[source] webhook::WebhookError),
+    /// The media threads could not start.
+    #[error("cannot start the media threads (config key `media.shards`): {0}")]
+    Media(#[source] io::Error),
 }
 
 fn bind_hint(key: &str, e: &io::Error) -> String {
@@ -331,9 +335,13 @@ impl Sockets {
             metrics::TIMER_SECONDS,
             "Time the signalling core spends on one timer wake, outputs drained",
         );
+        let relay = latency::Summary::new(
+            media::RELAY_SECONDS,
+            "Time from receiving an RTP packet to its relay send returning, in the media threads",
+        );
         let api_state = api::ApiState {
             metrics: prometheus.clone(),
-            summaries: vec![processing.clone(), timer.clone()],
+            summaries: vec![processing.clone(), timer.clone(), relay.clone()],
             draining: draining.clone(),
         };
         let api_task = tokio::spawn(api::serve(api, api_state, async {
@@ -360,10 +368,33 @@ impl Sockets {
             processing: processing.recorder(),
             timer: timer.recorder(),
         };
-        CoreLoop::new(config, udp, events_rx, conns, draining, latency, sink)
-            .run(shutdown, [accept.abort_handle(), udp_recv.abort_handle()])
-            .await;
+        let (media_tx, media_rx) = mpsc::unbounded_channel();
+        let core = match Core::new(
+            config.clone(),
+            SipMetrics::new(),
+            latency,
+            (media_tx, &relay),
+        ) {
+            Ok(core) => core,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot serve");
+                accept.abort();
+                udp_recv.abort();
+                records.shutdown().await;
+                let _ = api_stop.send(());
+                upkeep.abort();
+                return;
+            }
+        };
+        let shards = CoreLoop::new(
+            config, core, udp, events_rx, media_rx, conns, draining, sink,
+        )
+        .run(shutdown, [accept.abort_handle(), udp_recv.abort_handle()])
+        .await;
         records.shutdown().await;
+        // Blocking joins: the shard threads end as soon as their command
+        // channels close.
+        let _ = tokio::task::spawn_blocking(move || shards.shutdown()).await;
 
         let _ = api_stop.send(());
         match tokio::time::timeout(API_STOP, api_task).await {
@@ -388,6 +419,8 @@ struct Latency {
 /// The core and what it asked for: feeds inputs, drains outputs, measures.
 struct Core {
     gw: Gateway,
+    /// The media threads, commanded straight from the drain.
+    media: media::MediaShards,
     out: Vec<Transmit>,
     /// Records and events of this turn: committed before `out` is sent.
     records: Vec<RecordItem>,
@@ -397,28 +430,39 @@ struct Core {
 }
 
 impl Core {
-    fn new(config: Arc<Config>, metrics: SipMetrics, latency: Latency) -> Self {
+    fn new(
+        config: Arc<Config>,
+        metrics: SipMetrics,
+        latency: Latency,
+        (media_events, relay): (
+            mpsc::UnboundedSender<crate::media::shard::MediaEvent>,
+            &latency::Summary,
+        ),
+    ) -> Result<Self, DriverError> {
         let seed = (time::unix_now().as_nanos() as u64) ^ (u64::from(std::process::id()) << 32);
         let now = time::now();
-        let mut gw = Gateway::new(config, seed, now);
+        let mut gw = Gateway::new(config.clone(), seed, now);
+        let media = media::MediaShards::start(&config, gw.media_ranges(), media_events, relay)
+            .map_err(DriverError::Media)?;
         gw.handle_input(Input::WallClock(time::unix_now()), now);
         let mut out = Vec::new();
         let mut records = Vec::new();
-        let next = drain(&mut gw, &mut out, &mut records);
-        Self {
+        let next = drain(&mut gw, &mut out, &mut records, &media);
+        Ok(Self {
             gw,
+            media,
             out,
             records,
             next,
             metrics,
             latency,
-        }
+        })
     }
 
     fn input(&mut self, input: Input) {
         let now = time::now();
         self.gw.handle_input(input, now);
-        self.next = drain(&mut self.gw, &mut self.out, &mut self.records);
+        self.next = drain(&mut self.gw, &mut self.out, &mut self.records, &self.media);
         self.latency
             .processing
             .record(time::now().saturating_duration_since(now));
@@ -428,7 +472,7 @@ impl Core {
         let now = time::now();
         tracing::trace!(reason = ?self.next.1, "timer");
         self.gw.handle_timeout(now);
-        self.next = drain(&mut self.gw, &mut self.out, &mut self.records);
+        self.next = drain(&mut self.gw, &mut self.out, &mut self.records, &self.media);
         self.latency
             .timer
             .record(time::now().saturating_duration_since(now));
@@ -445,11 +489,13 @@ fn drain(
     gw: &mut Gateway,
     out: &mut Vec<Transmit>,
     records: &mut Vec<RecordItem>,
+    media: &media::MediaShards,
 ) -> (Instant, Reason) {
     loop {
         match gw.poll_output() {
             Output::Transmit(t) => out.push(t),
             Output::Record(r) => records.push(r),
+            Output::Media { shard, cmd } => media.send(shard, cmd),
             Output::Timeout(at, reason) => return (at, reason),
         }
     }
@@ -461,6 +507,7 @@ struct CoreLoop {
     core: Core,
     udp: Arc<UdpSocket>,
     events: mpsc::Receiver<NetEvent>,
+    media_events: mpsc::UnboundedReceiver<crate::media::shard::MediaEvent>,
     conns: Conns,
     draining: Arc<AtomicBool>,
     notifier: Notifier,
@@ -483,13 +530,15 @@ struct CoreLoop {
 }
 
 impl CoreLoop {
+    #[allow(clippy::too_many_arguments)]
     fn new(
         config: Arc<Config>,
+        core: Core,
         udp: Arc<UdpSocket>,
         events: mpsc::Receiver<NetEvent>,
+        media_events: mpsc::UnboundedReceiver<crate::media::shard::MediaEvent>,
         conns: Conns,
         draining: Arc<AtomicBool>,
-        latency: Latency,
         sink: RecordSink,
     ) -> Self {
         Self {
@@ -501,10 +550,11 @@ impl CoreLoop {
             held_next: Vec::new(),
             retry_at: None,
             record_metrics: RecordMetrics::new(),
-            core: Core::new(config.clone(), SipMetrics::new(), latency),
+            core,
             config,
             udp,
             events,
+            media_events,
             conns,
             draining,
             notifier: Notifier::new(),
@@ -512,12 +562,12 @@ impl CoreLoop {
     }
 
     /// Serve until the drain ends; then abort the socket tasks (`readers`)
-    /// and close the TCP connections.
+    /// and close the TCP connections. Returns the media threads (to stop).
     async fn run(
         mut self,
         shutdown: impl Future<Output = ()>,
         readers: [tokio::task::AbortHandle; 2],
-    ) {
+    ) -> media::MediaShards {
         tokio::pin!(shutdown);
         let mut tick = tokio::time::interval(self.notifier.tick_interval());
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -566,6 +616,12 @@ impl CoreLoop {
                         }
                     }
                 }
+                Some(ev) = self.media_events.recv() => {
+                    self.core.input(Input::Media(ev));
+                    while let Ok(ev) = self.media_events.try_recv() {
+                        self.core.input(Input::Media(ev));
+                    }
+                }
                 closed = self.conns.next_closed() => {
                     if let Some(id) = closed {
                         self.core.input(Input::ConnClosed(id));
@@ -580,9 +636,15 @@ impl CoreLoop {
             r.abort();
         }
         self.settle_commits().await;
-        let CoreLoop { events, conns, .. } = self;
+        let CoreLoop {
+            events,
+            conns,
+            core,
+            ..
+        } = self;
         drop(events);
         conns.shutdown(TCP_FLUSH_AT_EXIT).await;
+        core.media
     }
 
     fn net_event(&mut self, ev: NetEvent) {
@@ -919,7 +981,13 @@ mod tests {
             Ok(r) => r,
             Err(e) => panic!("{e}"),
         };
-        let core_loop = CoreLoop::new(config, gw_udp, rx, conns, draining, lat, sink);
+        let relay = latency::Summary::new("r_seconds", "test");
+        let (media_tx, media_rx) = mpsc::unbounded_channel();
+        let core = match Core::new(config.clone(), SipMetrics::new(), lat, (media_tx, &relay)) {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        };
+        let core_loop = CoreLoop::new(config, core, gw_udp, rx, media_rx, conns, draining, sink);
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(core_loop.run(
             async {

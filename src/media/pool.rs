@@ -92,6 +92,11 @@ impl PortPool {
         Ok(PortPool { shards: out })
     }
 
+    /// A pool with no ports (every allocation fails: calls get 503).
+    pub fn empty() -> PortPool {
+        PortPool { shards: Vec::new() }
+    }
+
     /// Number of shards.
     pub fn shards(&self) -> usize {
         self.shards.len()

@@ -257,7 +257,33 @@ pub struct GatewayConfig {
     pub shutdown_grace_secs: u64,
     /// More TOML appended to the generated file (e.g. a `[webhooks]` table).
     pub extra_toml: String,
+    /// The gateway's RTP port range (its own, so parallel tests never
+    /// compete for a port).
+    pub media_ports: (u16, u16),
+    /// More keys for the `[media]` table (e.g. `latching = "off"`).
+    pub media_toml: String,
+    /// `RUST_LOG` for the gateway (when the test run sets none).
+    pub rust_log: String,
 }
+
+/// An RTP range of [`MEDIA_BLOCK`] ports for one test gateway, never handed
+/// out twice by this process: from 20000..24960, below the ephemeral range
+/// where [`free_port`] draws and the fixed ports of `sip-scenarios/*.sh`
+/// (25060..), and away from SIPp's media ports (61000..).
+pub fn free_rtp_range() -> (u16, u16) {
+    const BASE: u32 = 20_000;
+    const BLOCKS: u32 = 4960 / MEDIA_BLOCK as u32;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let offset = std::process::id() % BLOCKS;
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let block = (offset + n) % BLOCKS;
+    let first = BASE + block * u32::from(MEDIA_BLOCK);
+    let first = u16::try_from(first).unwrap_or(20_000);
+    (first, first + MEDIA_BLOCK - 1)
+}
+
+/// Ports per test gateway: 40 calls at once.
+pub const MEDIA_BLOCK: u16 = 160;
 
 impl GatewayConfig {
     /// Fresh ports for the gateway and its target.
@@ -269,6 +295,9 @@ impl GatewayConfig {
             ring_timeout_secs: 4,
             shutdown_grace_secs: 5,
             extra_toml: String::new(),
+            media_ports: free_rtp_range(),
+            media_toml: String::new(),
+            rust_log: "info".into(),
         }
     }
 
@@ -296,6 +325,11 @@ ring_timeout_secs = {ring}
 [api]
 listen = "127.0.0.1:{api}"
 
+[media]
+port_min = {media_min}
+port_max = {media_max}
+{media_extra}
+
 [[trunks]]
 name = "sipp"
 sources = ["127.0.0.0/8"]
@@ -317,6 +351,9 @@ target = "uas"
             target = self.target_port,
             number = NUMBER,
             extra = self.extra_toml,
+            media_min = self.media_ports.0,
+            media_max = self.media_ports.1,
+            media_extra = self.media_toml,
         )
     }
 }
@@ -359,7 +396,7 @@ impl Gateway {
             .stdout(stdout)
             .stderr(stderr);
         if std::env::var_os("RUST_LOG").is_none() {
-            cmd.env("RUST_LOG", "info");
+            cmd.env("RUST_LOG", &config.rust_log);
         }
         let child = cmd
             .spawn()

@@ -13,6 +13,7 @@
 #![allow(dead_code)]
 
 pub mod e2e;
+pub mod rtp_sink;
 
 use bytes::Bytes;
 use hotline::config::{self, Config};
@@ -38,9 +39,9 @@ pub const DEST: &str = "203.0.113.20:5060";
 /// An address outside every trunk.
 pub const STRANGER: &str = "233.252.0.9:5060";
 
-/// An SDP offer (the B2BUA relays it untouched in this issue).
+/// The carrier's SDP offer (RTP at 198.51.100.10:40000).
 pub const SDP_OFFER: &str = "v=0\r\no=carrier 1 1 IN IP4 198.51.100.10\r\ns=-\r\nc=IN IP4 198.51.100.10\r\nt=0 0\r\nm=audio 40000 RTP/AVP 8 0 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n";
-/// An SDP answer.
+/// The destination's SDP answer (RTP at 203.0.113.20:50000).
 pub const SDP_ANSWER: &str = "v=0\r\no=phone 2 2 IN IP4 203.0.113.20\r\ns=-\r\nc=IN IP4 203.0.113.20\r\nt=0 0\r\nm=audio 50000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n";
 
 /// The Sim's configuration: one trunk, one destination, two routes.
@@ -358,7 +359,12 @@ impl Ua {
         }
         let contact = self.contact();
         if let (Some(d), Some((cseq, _))) = (self.dialog.as_mut(), sent.cseq()) {
-            let ack = d.request(Method::Ack, &contact, Some(cseq));
+            let mut ack = d.request(Method::Ack, &contact, Some(cseq));
+            if sent.body.is_empty() && !resp.body.is_empty() {
+                // Late offer: the 2xx carried the offer; answer in the ACK.
+                ack.headers.push("Content-Type", "application/sdp");
+                ack.body = Bytes::from_static(SDP_OFFER.as_bytes());
+            }
             self.tsx.send_ack(tsx, ack, now);
             self.acked = true;
         }
@@ -485,6 +491,8 @@ pub struct Sim {
     pub wire: Vec<Wire>,
     /// Call records and events the gateway asked to store, in order.
     pub records: Vec<hotline::call::record::RecordItem>,
+    /// Commands the gateway gave its media shards: (shard, command).
+    pub media: Vec<(usize, hotline::media::shard::MediaCommand)>,
     flights: BinaryHeap<Reverse<Flight>>,
     gw_deadline: Option<Instant>,
     rng: Rng,
@@ -527,6 +535,7 @@ impl Sim {
             netem: Netem::default(),
             wire: Vec::new(),
             records: Vec::new(),
+            media: Vec::new(),
             flights: BinaryHeap::new(),
             gw_deadline: None,
             rng: Rng::new(seed),
@@ -661,6 +670,32 @@ impl Sim {
         self.flush_uas();
     }
 
+    /// The media commands given so far, without their shard.
+    pub fn media_commands(&self) -> Vec<hotline::media::shard::MediaCommand> {
+        self.media.iter().map(|(_, c)| c.clone()).collect()
+    }
+
+    /// The `Update` parameters given for `leg`, last first.
+    pub fn leg_params(&self, leg: u16) -> Vec<hotline::media::shard::LegParams> {
+        use hotline::media::shard::MediaCommand;
+        self.media
+            .iter()
+            .rev()
+            .filter_map(|(_, c)| match c {
+                MediaCommand::Update { leg: l, params } if *l == leg => Some(params.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A media shard reports `ev` to the gateway.
+    pub fn media_event(&mut self, ev: hotline::media::shard::MediaEvent) {
+        let now = self.now;
+        self.gw
+            .handle_input(hotline::gateway::Input::Media(ev), now);
+        self.drain_gw();
+    }
+
     /// Send raw bytes from `from` to the gateway (hostile input tests).
     pub fn send_raw(&mut self, from: &str, data: &[u8]) {
         let from: SocketAddr = from.parse().unwrap_or_else(|_| unreachable!());
@@ -707,6 +742,7 @@ impl Sim {
                     self.transmit(from, t.destination, t.data.to_vec());
                 }
                 Output::Record(r) => self.records.push(r),
+                Output::Media { shard, cmd } => self.media.push((shard, cmd)),
                 Output::Timeout(at, _reason) => {
                     self.gw_deadline = Some(at);
                     self.outputs_checked += 1;

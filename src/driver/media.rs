@@ -1,0 +1,382 @@
+//! The media shards' threads: sockets and time around each sans-IO
+//! [`Shard`].
+//!
+//! One OS thread per shard, each with its own single-threaded tokio
+//! runtime, so a shard's legs never contend with the signalling loop or
+//! with each other. On [`MediaCommand::Open`] the thread binds the leg's
+//! RTP port and the RTCP port above it and starts one reader task per
+//! socket; a reader drains its socket on each wake and hands every
+//! datagram to the shard, then sends the rewritten buffer on from the
+//! peer leg's socket: a relayed packet is never copied. The shard's 20 ms
+//! tick sends what it generates (prompts, tones, DTMF, conferences).
+//!
+//! The time from a datagram's receipt to its relay send returning is
+//! recorded in `hotline_media_relay_seconds`.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::rc::Rc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+
+use crate::config::Config;
+use crate::media::shard::{
+    Forward, LegId, MediaCommand, MediaEvent, Shard, ShardConfig, ShardStats,
+};
+use crate::time;
+
+use super::latency;
+
+/// The relay latency summary's name.
+pub const RELAY_SECONDS: &str = "hotline_media_relay_seconds";
+
+/// Largest datagram read (RTP with G.711 at ptime 30 is 252 bytes; jumbo
+/// packets are cut and dropped as malformed by the shard).
+const MAX_DATAGRAM: usize = 1500;
+
+/// How often a shard publishes its counters and latency.
+const PUBLISH_EVERY: Duration = Duration::from_secs(1);
+
+/// The running shards: where to send their commands.
+pub struct MediaShards {
+    senders: Vec<mpsc::UnboundedSender<MediaCommand>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl MediaShards {
+    /// Start one thread per range. Reports come back on `events`.
+    ///
+    /// # Errors
+    /// When a thread cannot be spawned.
+    pub fn start(
+        config: &Config,
+        ranges: Vec<RangeInclusive<u16>>,
+        events: mpsc::UnboundedSender<MediaEvent>,
+        relay: &latency::Summary,
+    ) -> io::Result<MediaShards> {
+        let mut senders = Vec::with_capacity(ranges.len());
+        let mut threads = Vec::with_capacity(ranges.len());
+        let seed = time::unix_now().as_nanos() as u64;
+        for (i, range) in ranges.into_iter().enumerate() {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let cfg = ShardConfig {
+                rtp_timeout: config.media.rtp_timeout,
+                latching: config.media.latching,
+                inband_dtmf: config.media.inband_dtmf,
+                ..ShardConfig::default()
+            };
+            let setup = ShardSetup {
+                index: i,
+                range,
+                config: cfg,
+                ip: config.media.listen,
+                buffer: config.media.udp_buffer_bytes,
+                seed: seed ^ ((i as u64) << 56),
+                latency: relay.recorder(),
+            };
+            let events = events.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("media-{i}"))
+                .spawn(move || run_thread(setup, rx, events))?;
+            senders.push(tx);
+            threads.push(handle);
+        }
+        Ok(MediaShards { senders, threads })
+    }
+
+    /// Hand `cmd` to shard `shard`.
+    pub fn send(&self, shard: usize, cmd: MediaCommand) {
+        match self.senders.get(shard) {
+            Some(tx) => {
+                if tx.send(cmd).is_err() {
+                    tracing::error!(shard, "bug: media shard thread is gone");
+                }
+            }
+            None => tracing::error!(shard, "bug: command for a media shard that does not exist"),
+        }
+    }
+
+    /// Stop the threads (their legs are closed) and wait for them.
+    pub fn shutdown(self) {
+        drop(self.senders);
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+struct ShardSetup {
+    index: usize,
+    range: RangeInclusive<u16>,
+    config: ShardConfig,
+    ip: IpAddr,
+    buffer: usize,
+    seed: u64,
+    latency: latency::Recorder,
+}
+
+fn run_thread(
+    setup: ShardSetup,
+    commands: mpsc::UnboundedReceiver<MediaCommand>,
+    events: mpsc::UnboundedSender<MediaEvent>,
+) {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(shard = setup.index, error = %e, "media shard runtime failed to start");
+            return;
+        }
+    };
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, shard_main(setup, commands, events));
+}
+
+/// A leg's sockets and reader tasks.
+struct LegIo {
+    rtp: Rc<UdpSocket>,
+    readers: [AbortHandle; 2],
+}
+
+/// What the reader tasks and the main task share (one thread: no locks).
+struct State {
+    index: usize,
+    shard: Shard,
+    legs: HashMap<LegId, LegIo>,
+    events: mpsc::UnboundedSender<MediaEvent>,
+    latency: latency::Recorder,
+    send_errors: u64,
+    bind_failures: u64,
+}
+
+impl State {
+    fn flush_events(&mut self) {
+        while let Some(ev) = self.shard.poll_event() {
+            let _ = self.events.send(ev);
+        }
+    }
+
+    fn send_generated(&mut self) {
+        while let Some(t) = self.shard.poll_transmit() {
+            match self.legs.get(&t.leg) {
+                Some(io) => {
+                    if io.rtp.try_send_to(&t.data, t.to).is_err() {
+                        self.send_errors += 1;
+                    }
+                }
+                None => self.send_errors += 1,
+            }
+        }
+    }
+
+    fn publish(&mut self) {
+        let s: &ShardStats = self.shard.stats();
+        let shard = self.index.to_string();
+        let c = |name: &'static str, v: u64| {
+            metrics::counter!(name, "shard" => shard.clone()).absolute(v);
+        };
+        c("hotline_media_packets_received_on_legs_total", s.received);
+        c("hotline_media_packets_relayed_total", s.relayed);
+        c("hotline_media_packets_transcoded_total", s.transcoded);
+        c("hotline_media_packets_generated_total", s.generated);
+        c("hotline_media_rtcp_received_total", s.rtcp);
+        c("hotline_media_latched_total", s.latched);
+        c("hotline_media_rtp_timeouts_total", s.rtp_timeouts);
+        for (reason, v) in [
+            ("unknown_leg", s.unknown_leg),
+            ("malformed", s.malformed),
+            ("unknown_pt", s.unknown_pt),
+            ("unconfigured", s.unconfigured),
+            ("foreign_source", s.foreign_source),
+            ("not_forwarded", s.not_forwarded),
+            ("stream", s.stream_dropped),
+        ] {
+            metrics::counter!("hotline_media_packets_dropped_total", "shard" => shard.clone(), "reason" => reason)
+                .absolute(v);
+        }
+        c("hotline_media_send_errors_total", self.send_errors);
+        c("hotline_media_bind_failures_total", self.bind_failures);
+        metrics::gauge!("hotline_media_legs", "shard" => shard).set(self.shard.open_legs() as f64);
+        self.latency.publish(time::now());
+    }
+}
+
+async fn shard_main(
+    setup: ShardSetup,
+    mut commands: mpsc::UnboundedReceiver<MediaCommand>,
+    events: mpsc::UnboundedSender<MediaEvent>,
+) {
+    let now = time::now();
+    let shard = Shard::new(
+        setup.config,
+        *setup.range.start(),
+        *setup.range.end(),
+        setup.seed,
+        now,
+    );
+    let state = Rc::new(RefCell::new(State {
+        index: setup.index,
+        shard,
+        legs: HashMap::new(),
+        events,
+        latency: setup.latency,
+        send_errors: 0,
+        bind_failures: 0,
+    }));
+    let mut publish = tokio::time::interval(PUBLISH_EVERY);
+    publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let tick = tokio::time::Instant::from_std(state.borrow().shard.poll_timeout());
+        tokio::select! {
+            biased;
+            () = tokio::time::sleep_until(tick) => {
+                let mut st = state.borrow_mut();
+                st.shard.handle_timeout(time::now());
+                st.send_generated();
+                st.flush_events();
+            }
+            cmd = commands.recv() => {
+                let Some(cmd) = cmd else { break };
+                command(&state, cmd, setup.ip, setup.buffer);
+            }
+            _ = publish.tick() => state.borrow_mut().publish(),
+        }
+    }
+    // The signalling core is gone: close everything.
+    let mut st = state.borrow_mut();
+    let legs: Vec<LegId> = st.legs.keys().copied().collect();
+    for leg in legs {
+        if let Some(io) = st.legs.remove(&leg) {
+            for r in io.readers {
+                r.abort();
+            }
+        }
+    }
+}
+
+fn command(state: &Rc<RefCell<State>>, cmd: MediaCommand, ip: IpAddr, buffer: usize) {
+    match cmd {
+        MediaCommand::Open { leg } => {
+            if state.borrow().legs.contains_key(&leg) {
+                close(state, leg);
+            }
+            match bind_pair(ip, leg, buffer) {
+                Ok((rtp, rtcp)) => {
+                    let rtp = Rc::new(rtp);
+                    let rtcp = Rc::new(rtcp);
+                    let r1 = tokio::task::spawn_local(rtp_reader(leg, rtp.clone(), state.clone()));
+                    let r2 = tokio::task::spawn_local(rtcp_reader(leg, rtcp, state.clone()));
+                    let mut st = state.borrow_mut();
+                    st.legs.insert(
+                        leg,
+                        LegIo {
+                            rtp,
+                            readers: [r1.abort_handle(), r2.abort_handle()],
+                        },
+                    );
+                    st.shard
+                        .handle_command(MediaCommand::Open { leg }, time::now());
+                }
+                Err(e) => {
+                    let mut st = state.borrow_mut();
+                    st.bind_failures += 1;
+                    let _ = st.events.send(MediaEvent::OpenFailed {
+                        leg,
+                        error: format!("cannot bind {ip} ports {leg}/{}: {e}", leg + 1),
+                    });
+                }
+            }
+        }
+        MediaCommand::Close { leg } => close(state, leg),
+        other => {
+            let mut st = state.borrow_mut();
+            st.shard.handle_command(other, time::now());
+            st.flush_events();
+        }
+    }
+}
+
+fn close(state: &Rc<RefCell<State>>, leg: LegId) {
+    let mut st = state.borrow_mut();
+    st.shard
+        .handle_command(MediaCommand::Close { leg }, time::now());
+    st.flush_events();
+    if let Some(io) = st.legs.remove(&leg) {
+        for r in io.readers {
+            r.abort();
+        }
+    }
+}
+
+/// Bind the RTP port and the RTCP port above it.
+fn bind_pair(ip: IpAddr, port: u16, buffer: usize) -> io::Result<(UdpSocket, UdpSocket)> {
+    let rtp = bind_one(SocketAddr::new(ip, port), buffer)?;
+    let rtcp = bind_one(SocketAddr::new(ip, port.wrapping_add(1)), buffer)?;
+    Ok((rtp, rtcp))
+}
+
+fn bind_one(addr: SocketAddr, buffer: usize) -> io::Result<UdpSocket> {
+    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    // Best effort: the kernel caps at rmem_max/wmem_max.
+    let _ = s.set_recv_buffer_size(buffer);
+    let _ = s.set_send_buffer_size(buffer);
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    UdpSocket::from_std(s.into())
+}
+
+async fn rtp_reader(leg: LegId, sock: Rc<UdpSocket>, state: Rc<RefCell<State>>) {
+    let mut buf = [0u8; MAX_DATAGRAM];
+    loop {
+        if sock.readable().await.is_err() {
+            return;
+        }
+        // Drain what is queued, then wait again.
+        loop {
+            let (n, from) = match sock.try_recv_from(&mut buf) {
+                Ok(x) => x,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                // ICMP errors from earlier sends (port unreachable) surface
+                // here; they say nothing about this socket.
+                Err(_) => continue,
+            };
+            let t0 = time::now();
+            let mut st = state.borrow_mut();
+            if let Forward::Send { leg: out, to, len } =
+                st.shard.handle_rtp(leg, from, &mut buf, n, t0)
+            {
+                let sent = match st.legs.get(&out) {
+                    Some(io) => io.rtp.try_send_to(&buf[..len], to).is_ok(),
+                    None => false,
+                };
+                if sent {
+                    st.latency.record(time::now().saturating_duration_since(t0));
+                } else {
+                    st.send_errors += 1;
+                }
+            }
+            st.flush_events();
+        }
+    }
+}
+
+async fn rtcp_reader(leg: LegId, sock: Rc<UdpSocket>, state: Rc<RefCell<State>>) {
+    let mut buf = [0u8; MAX_DATAGRAM];
+    loop {
+        match sock.recv_from(&mut buf).await {
+            Ok((n, _)) => state.borrow_mut().shard.handle_rtcp(leg, &buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(_) => {}
+        }
+    }
+}
