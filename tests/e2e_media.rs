@@ -187,3 +187,37 @@ fn audio_ringback_and_dtmf_through_the_anchored_media() {
     assert!(metric(&body, "hotline_dtmf_digits_total") >= 3.0);
     assert!(body.contains("hotline_media_relay_seconds{quantile=\"0.99\"}"));
 }
+
+#[test]
+fn silence_on_both_legs_ends_the_call_after_the_rtp_timeout() {
+    // Neither SIPp peer sends RTP: after rtp_timeout_secs the gateway hangs
+    // up both sides (each scenario expects a BYE), and the call record
+    // names the cause.
+    require_sipp();
+    let dir = TestDir::new("silence_on_both_legs_ends_the_call_after_the_rtp_timeout");
+    let gw = Gateway::start(
+        &dir,
+        GatewayConfig {
+            media_toml: "rtp_timeout_secs = 2\n".into(),
+            ..GatewayConfig::new()
+        },
+    );
+    let uas = Sipp::uas("uas", "basic-call-uas.xml", gw.config.target_port);
+    let uac = Sipp::uac("uac", "callee-bye-uac.xml", gw.sip_addr());
+    let started = std::time::Instant::now();
+    common::e2e::call_through(&dir, &gw, &uas, &uac);
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(2), "ended after {took:?}");
+    let log = std::fs::read_to_string(&gw.stderr_path).unwrap_or_default();
+    assert!(
+        log.contains("no RTP: ending the call"),
+        "{}",
+        gw.diagnostics()
+    );
+    let (_, body) = gw.get("/metrics").expect("metrics");
+    assert!(
+        body.lines()
+            .any(|l| l.starts_with("hotline_calls_total{outcome=\"rtp_timeout\"} 1")),
+        "{body}"
+    );
+}

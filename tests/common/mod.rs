@@ -670,6 +670,24 @@ impl Sim {
         self.flush_uas();
     }
 
+    /// UA `ua` sends an in-dialog `method` with `content_type` and `body`
+    /// (e.g. INFO with `application/dtmf-relay`).
+    pub fn in_dialog(&mut self, ua: usize, method: Method, content_type: &str, body: &str) {
+        let now = self.now;
+        let u = &mut self.uas[ua];
+        let contact = u.contact();
+        if let Some(d) = u.dialog.as_mut() {
+            let mut req = d.request(method, &contact, None);
+            if !body.is_empty() {
+                req.headers.push("Content-Type", content_type.to_string());
+                req.body = Bytes::from(body.to_string());
+            }
+            let peer = d.peer.clone();
+            u.tsx.send_request(req, peer, now);
+        }
+        self.flush_uas();
+    }
+
     /// The media commands given so far, without their shard.
     pub fn media_commands(&self) -> Vec<hotline::media::shard::MediaCommand> {
         self.media.iter().map(|(_, c)| c.clone()).collect()
