@@ -3,9 +3,11 @@
 //!
 //! One OS thread per shard, each with its own single-threaded tokio
 //! runtime, so a shard's legs never contend with the signalling loop or
-//! with each other. On [`MediaCommand::Open`] the thread binds the leg's
-//! RTP port and the RTCP port above it and starts one reader task per
-//! socket; a reader drains its socket on each wake and hands every
+//! with each other. A [`MediaCommand::Open`] binds the leg's RTP port and
+//! the RTCP port above it right away, in the signalling loop's drain: the
+//! SDP naming the port leaves only after the port is bound, so a peer's
+//! first packet never meets a closed port. The shard thread registers the
+//! sockets and starts one reader task per socket; a reader drains its socket on each wake and hands every
 //! datagram to the shard, then sends the rewritten buffer on from the
 //! peer leg's socket: a relayed packet is never copied. The shard's 20 ms
 //! tick sends what it generates (prompts, tones, DTMF, conferences).
@@ -47,8 +49,23 @@ const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 
 /// The running shards: where to send their commands.
 pub struct MediaShards {
-    senders: Vec<mpsc::UnboundedSender<MediaCommand>>,
+    senders: Vec<mpsc::UnboundedSender<ShardMsg>>,
     threads: Vec<JoinHandle<()>>,
+    events: mpsc::UnboundedSender<MediaEvent>,
+    ip: IpAddr,
+    buffer: usize,
+}
+
+/// What the signalling loop hands a shard thread.
+enum ShardMsg {
+    /// A leg's sockets, bound: register them and open the leg.
+    Open {
+        leg: LegId,
+        rtp: std::net::UdpSocket,
+        rtcp: std::net::UdpSocket,
+    },
+    /// Any other command.
+    Command(MediaCommand),
 }
 
 impl MediaShards {
@@ -77,8 +94,6 @@ impl MediaShards {
                 index: i,
                 range,
                 config: cfg,
-                ip: config.media.listen,
-                buffer: config.media.udp_buffer_bytes,
                 seed: seed ^ ((i as u64) << 56),
                 latency: relay.recorder(),
             };
@@ -89,14 +104,35 @@ impl MediaShards {
             senders.push(tx);
             threads.push(handle);
         }
-        Ok(MediaShards { senders, threads })
+        Ok(MediaShards {
+            senders,
+            threads,
+            events,
+            ip: config.media.listen,
+            buffer: config.media.udp_buffer_bytes,
+        })
     }
 
-    /// Hand `cmd` to shard `shard`.
+    /// Hand `cmd` to shard `shard`. An `Open` binds the leg's ports first
+    /// (a failure comes back as [`MediaEvent::OpenFailed`]).
     pub fn send(&self, shard: usize, cmd: MediaCommand) {
+        let msg = match cmd {
+            MediaCommand::Open { leg } => match bind_pair(self.ip, leg, self.buffer) {
+                Ok((rtp, rtcp)) => ShardMsg::Open { leg, rtp, rtcp },
+                Err(e) => {
+                    metrics::counter!("hotline_media_bind_failures_total").increment(1);
+                    let _ = self.events.send(MediaEvent::OpenFailed {
+                        leg,
+                        error: format!("cannot bind {} ports {leg}/{}: {e}", self.ip, leg + 1),
+                    });
+                    return;
+                }
+            },
+            other => ShardMsg::Command(other),
+        };
         match self.senders.get(shard) {
             Some(tx) => {
-                if tx.send(cmd).is_err() {
+                if tx.send(msg).is_err() {
                     tracing::error!(shard, "bug: media shard thread is gone");
                 }
             }
@@ -117,15 +153,13 @@ struct ShardSetup {
     index: usize,
     range: RangeInclusive<u16>,
     config: ShardConfig,
-    ip: IpAddr,
-    buffer: usize,
     seed: u64,
     latency: latency::Recorder,
 }
 
 fn run_thread(
     setup: ShardSetup,
-    commands: mpsc::UnboundedReceiver<MediaCommand>,
+    commands: mpsc::UnboundedReceiver<ShardMsg>,
     events: mpsc::UnboundedSender<MediaEvent>,
 ) {
     let rt = match tokio::runtime::Builder::new_current_thread()
@@ -156,7 +190,6 @@ struct State {
     events: mpsc::UnboundedSender<MediaEvent>,
     latency: latency::Recorder,
     send_errors: u64,
-    bind_failures: u64,
 }
 
 impl State {
@@ -205,7 +238,6 @@ impl State {
                 .absolute(v);
         }
         c("hotline_media_send_errors_total", self.send_errors);
-        c("hotline_media_bind_failures_total", self.bind_failures);
         metrics::gauge!("hotline_media_legs", "shard" => shard).set(self.shard.open_legs() as f64);
         self.latency.publish(time::now());
     }
@@ -213,7 +245,7 @@ impl State {
 
 async fn shard_main(
     setup: ShardSetup,
-    mut commands: mpsc::UnboundedReceiver<MediaCommand>,
+    mut commands: mpsc::UnboundedReceiver<ShardMsg>,
     events: mpsc::UnboundedSender<MediaEvent>,
 ) {
     let now = time::now();
@@ -231,7 +263,6 @@ async fn shard_main(
         events,
         latency: setup.latency,
         send_errors: 0,
-        bind_failures: 0,
     }));
     let mut publish = tokio::time::interval(PUBLISH_EVERY);
     publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -247,7 +278,7 @@ async fn shard_main(
             }
             cmd = commands.recv() => {
                 let Some(cmd) = cmd else { break };
-                command(&state, cmd, setup.ip, setup.buffer);
+                command(&state, cmd);
             }
             _ = publish.tick() => state.borrow_mut().publish(),
         }
@@ -264,13 +295,13 @@ async fn shard_main(
     }
 }
 
-fn command(state: &Rc<RefCell<State>>, cmd: MediaCommand, ip: IpAddr, buffer: usize) {
-    match cmd {
-        MediaCommand::Open { leg } => {
+fn command(state: &Rc<RefCell<State>>, msg: ShardMsg) {
+    match msg {
+        ShardMsg::Open { leg, rtp, rtcp } => {
             if state.borrow().legs.contains_key(&leg) {
                 close(state, leg);
             }
-            match bind_pair(ip, leg, buffer) {
+            match UdpSocket::from_std(rtp).and_then(|r| Ok((r, UdpSocket::from_std(rtcp)?))) {
                 Ok((rtp, rtcp)) => {
                     let rtp = Rc::new(rtp);
                     let rtcp = Rc::new(rtcp);
@@ -288,17 +319,16 @@ fn command(state: &Rc<RefCell<State>>, cmd: MediaCommand, ip: IpAddr, buffer: us
                         .handle_command(MediaCommand::Open { leg }, time::now());
                 }
                 Err(e) => {
-                    let mut st = state.borrow_mut();
-                    st.bind_failures += 1;
+                    let st = state.borrow();
                     let _ = st.events.send(MediaEvent::OpenFailed {
                         leg,
-                        error: format!("cannot bind {ip} ports {leg}/{}: {e}", leg + 1),
+                        error: format!("cannot register ports {leg}/{}: {e}", leg + 1),
                     });
                 }
             }
         }
-        MediaCommand::Close { leg } => close(state, leg),
-        other => {
+        ShardMsg::Command(MediaCommand::Close { leg }) => close(state, leg),
+        ShardMsg::Command(other) => {
             let mut st = state.borrow_mut();
             st.shard.handle_command(other, time::now());
             st.flush_events();
@@ -318,21 +348,26 @@ fn close(state: &Rc<RefCell<State>>, leg: LegId) {
     }
 }
 
-/// Bind the RTP port and the RTCP port above it.
-fn bind_pair(ip: IpAddr, port: u16, buffer: usize) -> io::Result<(UdpSocket, UdpSocket)> {
+/// Bind the RTP port and the RTCP port above it (non-blocking, for the
+/// shard thread's runtime to register).
+fn bind_pair(
+    ip: IpAddr,
+    port: u16,
+    buffer: usize,
+) -> io::Result<(std::net::UdpSocket, std::net::UdpSocket)> {
     let rtp = bind_one(SocketAddr::new(ip, port), buffer)?;
     let rtcp = bind_one(SocketAddr::new(ip, port.wrapping_add(1)), buffer)?;
     Ok((rtp, rtcp))
 }
 
-fn bind_one(addr: SocketAddr, buffer: usize) -> io::Result<UdpSocket> {
+fn bind_one(addr: SocketAddr, buffer: usize) -> io::Result<std::net::UdpSocket> {
     let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     // Best effort: the kernel caps at rmem_max/wmem_max.
     let _ = s.set_recv_buffer_size(buffer);
     let _ = s.set_send_buffer_size(buffer);
     s.set_nonblocking(true)?;
     s.bind(&addr.into())?;
-    UdpSocket::from_std(s.into())
+    Ok(s.into())
 }
 
 async fn rtp_reader(leg: LegId, sock: Rc<UdpSocket>, state: Rc<RefCell<State>>) {
