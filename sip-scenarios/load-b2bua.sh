@@ -174,6 +174,11 @@ ${UDP_BUFFER_BYTES:+udp_buffer_bytes = $UDP_BUFFER_BYTES}
 [api]
 listen = "127.0.0.1:$API_PORT"
 
+[media]
+# Away from this script's SIP/API ports (25060..27100).
+port_min = 10000
+port_max = 24999
+
 [[trunks]]
 name = "sipp"
 sources = ["127.0.0.0/8"]

@@ -3,11 +3,14 @@
 //!
 //! One OS thread per shard, each with its own single-threaded tokio
 //! runtime, so a shard's legs never contend with the signalling loop or
-//! with each other. A [`MediaCommand::Open`] binds the leg's RTP port and
-//! the RTCP port above it right away, in the signalling loop's drain: the
-//! SDP naming the port leaves only after the port is bound, so a peer's
-//! first packet never meets a closed port. The shard thread registers the
-//! sockets and starts one reader task per socket; a reader drains its socket on each wake and hands every
+//! with each other. The first [`MediaCommand::Open`] of a port binds it
+//! and the RTCP port above it right away, in the signalling loop's drain:
+//! the SDP naming the port leaves only after the port is bound, so a
+//! peer's first packet never meets a closed port. The sockets then stay
+//! bound for the life of the process and serve every later leg on that
+//! port: a call costs no socket system calls to set up or tear down (a
+//! stray packet for a closed leg is counted and dropped). The shard thread
+//! registers the sockets and starts one reader task per socket; a reader drains its socket on each wake and hands every
 //! datagram to the shard, then sends the rewritten buffer on from the
 //! peer leg's socket: a relayed packet is never copied. The shard's 20 ms
 //! tick sends what it generates (prompts, tones, DTMF, conferences).
@@ -49,11 +52,16 @@ const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 
 /// The running shards: where to send their commands.
 pub struct MediaShards {
-    senders: Vec<mpsc::UnboundedSender<ShardMsg>>,
+    senders: Vec<mpsc::UnboundedSender<Vec<ShardMsg>>>,
+    /// Commands of the current turn per shard, sent by [`MediaShards::flush`]
+    /// (one wake-up of a shard thread per turn, not per command).
+    pending: std::cell::RefCell<Vec<Vec<ShardMsg>>>,
     threads: Vec<JoinHandle<()>>,
     events: mpsc::UnboundedSender<MediaEvent>,
     ip: IpAddr,
     buffer: usize,
+    /// Ports bound and handed to their shard (kept for reuse).
+    bound: std::cell::RefCell<std::collections::HashSet<LegId>>,
 }
 
 /// What the signalling loop hands a shard thread.
@@ -106,19 +114,28 @@ impl MediaShards {
         }
         Ok(MediaShards {
             senders,
-            threads,
             events,
             ip: config.media.listen,
             buffer: config.media.udp_buffer_bytes,
+            bound: std::cell::RefCell::default(),
+            pending: std::cell::RefCell::new((0..threads.len()).map(|_| Vec::new()).collect()),
+            threads,
         })
     }
 
-    /// Hand `cmd` to shard `shard`. An `Open` binds the leg's ports first
-    /// (a failure comes back as [`MediaEvent::OpenFailed`]).
+    /// Queue `cmd` for shard `shard` (sent by [`MediaShards::flush`]). An
+    /// `Open` binds the leg's ports first, now (a failure comes back as
+    /// [`MediaEvent::OpenFailed`]).
     pub fn send(&self, shard: usize, cmd: MediaCommand) {
         let msg = match cmd {
+            MediaCommand::Open { leg } if self.bound.borrow().contains(&leg) => {
+                ShardMsg::Command(MediaCommand::Open { leg })
+            }
             MediaCommand::Open { leg } => match bind_pair(self.ip, leg, self.buffer) {
-                Ok((rtp, rtcp)) => ShardMsg::Open { leg, rtp, rtcp },
+                Ok((rtp, rtcp)) => {
+                    self.bound.borrow_mut().insert(leg);
+                    ShardMsg::Open { leg, rtp, rtcp }
+                }
                 Err(e) => {
                     metrics::counter!("hotline_media_bind_failures_total").increment(1);
                     let _ = self.events.send(MediaEvent::OpenFailed {
@@ -130,13 +147,27 @@ impl MediaShards {
             },
             other => ShardMsg::Command(other),
         };
-        match self.senders.get(shard) {
-            Some(tx) => {
-                if tx.send(msg).is_err() {
-                    tracing::error!(shard, "bug: media shard thread is gone");
-                }
-            }
+        match self.pending.borrow_mut().get_mut(shard) {
+            Some(q) => q.push(msg),
             None => tracing::error!(shard, "bug: command for a media shard that does not exist"),
+        }
+    }
+
+    /// Send the turn's commands, one batch per shard that has any.
+    pub fn flush(&self) {
+        let mut pending = self.pending.borrow_mut();
+        for (shard, q) in pending.iter_mut().enumerate() {
+            if q.is_empty() {
+                continue;
+            }
+            let batch = std::mem::take(q);
+            let sent = self
+                .senders
+                .get(shard)
+                .is_some_and(|tx| tx.send(batch).is_ok());
+            if !sent {
+                tracing::error!(shard, "bug: media shard thread is gone");
+            }
         }
     }
 
@@ -159,7 +190,7 @@ struct ShardSetup {
 
 fn run_thread(
     setup: ShardSetup,
-    commands: mpsc::UnboundedReceiver<ShardMsg>,
+    commands: mpsc::UnboundedReceiver<Vec<ShardMsg>>,
     events: mpsc::UnboundedSender<MediaEvent>,
 ) {
     let rt = match tokio::runtime::Builder::new_current_thread()
@@ -176,7 +207,7 @@ fn run_thread(
     local.block_on(&rt, shard_main(setup, commands, events));
 }
 
-/// A leg's sockets and reader tasks.
+/// A port's sockets and reader tasks (kept while the process runs).
 struct LegIo {
     rtp: Rc<UdpSocket>,
     readers: [AbortHandle; 2],
@@ -245,7 +276,7 @@ impl State {
 
 async fn shard_main(
     setup: ShardSetup,
-    mut commands: mpsc::UnboundedReceiver<ShardMsg>,
+    mut commands: mpsc::UnboundedReceiver<Vec<ShardMsg>>,
     events: mpsc::UnboundedSender<MediaEvent>,
 ) {
     let now = time::now();
@@ -276,9 +307,11 @@ async fn shard_main(
                 st.send_generated();
                 st.flush_events();
             }
-            cmd = commands.recv() => {
-                let Some(cmd) = cmd else { break };
-                command(&state, cmd);
+            batch = commands.recv() => {
+                let Some(batch) = batch else { break };
+                for msg in batch {
+                    command(&state, msg);
+                }
             }
             _ = publish.tick() => state.borrow_mut().publish(),
         }
@@ -298,8 +331,10 @@ async fn shard_main(
 fn command(state: &Rc<RefCell<State>>, msg: ShardMsg) {
     match msg {
         ShardMsg::Open { leg, rtp, rtcp } => {
-            if state.borrow().legs.contains_key(&leg) {
-                close(state, leg);
+            if let Some(old) = state.borrow_mut().legs.remove(&leg) {
+                for r in old.readers {
+                    r.abort();
+                }
             }
             match UdpSocket::from_std(rtp).and_then(|r| Ok((r, UdpSocket::from_std(rtcp)?))) {
                 Ok((rtp, rtcp)) => {
@@ -336,16 +371,12 @@ fn command(state: &Rc<RefCell<State>>, msg: ShardMsg) {
     }
 }
 
+/// Close the leg; its sockets stay bound for the next leg on the port.
 fn close(state: &Rc<RefCell<State>>, leg: LegId) {
     let mut st = state.borrow_mut();
     st.shard
         .handle_command(MediaCommand::Close { leg }, time::now());
     st.flush_events();
-    if let Some(io) = st.legs.remove(&leg) {
-        for r in io.readers {
-            r.abort();
-        }
-    }
 }
 
 /// Bind the RTP port and the RTCP port above it (non-blocking, for the

@@ -176,6 +176,9 @@ fn describe() {
     describe_gauge!(UP, "1 while the process serves");
 }
 
+/// The SIP socket's kernel drops are read every this many upkeeps (30 s).
+const KERNEL_DROPS_EVERY: u64 = 6;
+
 /// Run the exporter's upkeep (histogram folding) every [`UPKEEP_INTERVAL`],
 /// forever, and copy the kernel's drop count of the SIP UDP socket
 /// (`udp_inode`, see [`super::net::socket_inode`]) into
@@ -184,12 +187,21 @@ pub async fn upkeep(handle: PrometheusHandle, udp_inode: Option<u64>) {
     let mut tick = tokio::time::interval(UPKEEP_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let drops = metrics::counter!(UDP_KERNEL_DROPS);
+    let mut n = 0u64;
     loop {
         tick.tick().await;
         handle.run_upkeep();
-        if let Some(n) = udp_inode.and_then(super::net::kernel_drops) {
-            drops.absolute(n);
+        // /proc/net/udp lists every UDP socket, the media ports included
+        // (thousands): reading it is not free, so every sixth upkeep.
+        if n.is_multiple_of(KERNEL_DROPS_EVERY) {
+            let inode = udp_inode;
+            let read =
+                tokio::task::spawn_blocking(move || inode.and_then(super::net::kernel_drops));
+            if let Ok(Some(d)) = read.await {
+                drops.absolute(d);
+            }
         }
+        n += 1;
     }
 }
 

