@@ -59,7 +59,8 @@ fuzz_target!(|data: &[u8]| {
     let mut now = base();
     let mut s = Shard::new(ShardConfig::default(), A, 10_010, 3, now);
     open(&mut s, now);
-    let ring = Arc::new(ToneSignal::new(Tone::Ringback));
+    static RING: OnceLock<Arc<ToneSignal>> = OnceLock::new();
+    let ring = RING.get_or_init(|| Arc::new(ToneSignal::new(Tone::Ringback)));
     let mut i = 0;
     while i + 2 <= data.len() {
         let op = data[i];
