@@ -139,6 +139,23 @@ fn audio_ringback_and_dtmf_through_the_anchored_media() {
     );
     // 20 ms packets, paced by the shard tick: 160 samples each.
     assert!(ringback.iter().all(|p| p.payload.len() == 160));
+    // How close to the 20 ms schedule they arrived (reported, not asserted:
+    // no timing assertions in tests; BENCHMARKS.md keeps the figures).
+    let first = ringback[0].at;
+    let devs: Vec<f64> = ringback
+        .iter()
+        .map(|p| {
+            let k = u32::from(p.seq.wrapping_sub(ringback[0].seq));
+            (p.at.as_secs_f64() - (first + Duration::from_millis(20) * k).as_secs_f64()) * 1e3
+        })
+        .collect();
+    let worst = devs.iter().fold(0f64, |m, d| m.max(d.abs()));
+    eprintln!(
+        "ringback pacing: {} packets, worst deviation from the 20 ms schedule {worst:.2} ms, \
+         last {:.2} ms (drift)",
+        devs.len(),
+        devs.last().copied().unwrap_or_default()
+    );
 
     // The caller's own audio, echoed by the callee, after the answer.
     let echoed: Vec<SinkPacket> = packets
