@@ -72,6 +72,8 @@ fn spawn_ua(
             return (child, reader);
         }
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!(
         "{role} UA did not start:\n{}",
         common::e2e::tail(&dir.join(&format!("{role}.stderr.log")), 40)
