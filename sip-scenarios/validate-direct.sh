@@ -30,6 +30,8 @@ pairs=(
   "reject-404|reject-404-uas.xml|reject-uac.xml"
   "reject-503|reject-503-uas.xml|reject-uac.xml"
   "expect-503|reject-503-uas.xml|expect-503-uac.xml"
+  "trunk-limit-503|reject-503-uas.xml|trunk-limit-uac.xml"
+  "trunk-limit-200|basic-call-uas.xml|trunk-limit-uac.xml -d 300"
   "reinvite-hold|reinvite-hold-uas.xml|reinvite-hold-uac.xml -d 300"
   "options|options-responder-uas.xml|options-uac.xml"
   "early-media|early-media-uas.xml|early-media-uac.xml -d 300"

@@ -418,6 +418,169 @@ fn every_bad_fixture_is_refused_with_a_located_key() {
     assert!(checked >= 12, "only {checked} bad fixtures");
 }
 
+// ------------------------------------------- trunk limits and number rules
+
+/// A file with one trunk carrying `keys`, one target and the route 12345.
+fn trunk_file(keys: &str) -> String {
+    format!(
+        "[node]\nname = \"n\"\n\
+         [[trunks]]\nname = \"carrier\"\nsources = [\"192.0.2.0/24\"]\n{keys}\n\
+         [[targets]]\nname = \"t\"\naddress = \"192.0.2.20:5060\"\n\
+         [[routes]]\nnumber = \"12345\"\ntarget = \"t\"\n"
+    )
+}
+
+/// `keys` in the trunk are refused: the error names `key` on `line`, its
+/// message holds `message` and its help `help`.
+fn trunk_refused(keys: &str, key: &str, line: usize, message: &str, help: &str) {
+    let text = trunk_file(keys);
+    let e = match config::parse(&text, "t.toml") {
+        Ok(_) => panic!("should be refused:\n{text}"),
+        Err(e) => e,
+    };
+    assert_eq!(e.key.as_deref(), Some(key), "{e}");
+    assert_eq!(e.line, Some(line), "{e}");
+    assert!(e.message.contains(message), "{e}\nshould say: {message}");
+    assert!(
+        e.help.as_deref().is_some_and(|h| h.contains(help)),
+        "{e}\nhelp should say: {help}"
+    );
+    assert!(e.to_string().starts_with(&format!("t.toml:{line}:")), "{e}");
+}
+
+#[test]
+fn trunk_limits_and_rules_read_as_written() {
+    let text = trunk_file(
+        "max_calls = 30\nmax_cps = 5\nnumbers = [\
+         { prefix = \"+86\", replace = \"0\" }, { prefix = \"020\" }]",
+    );
+    let c = match config::parse(&text, "t.toml") {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    };
+    let t = &c.trunks[0];
+    assert_eq!((t.max_calls, t.max_cps), (Some(30), Some(5)));
+    assert_eq!(t.numbers.len(), 2);
+    assert_eq!(t.numbers[1].replace, "", "replace defaults to empty");
+    for dialled in [
+        "+862012345",
+        "+86-20-12345",
+        "02012345",
+        "020-12345",
+        "(020) 12345",
+        "020%2012345",
+        "12345",
+    ] {
+        assert_eq!(t.normalise(dialled), "12345", "{dialled}");
+    }
+    assert_eq!(t.normalise("075512345"), "075512345");
+    assert_eq!(t.normalise("020"), "", "a number the rules empty");
+    // Without rules: separators only, and the limits are off.
+    let plain = match config::parse(&trunk_file(""), "t.toml") {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    };
+    let t = &plain.trunks[0];
+    assert_eq!((t.max_calls, t.max_cps), (None, None));
+    assert_eq!(t.normalise("123-45"), "12345");
+    assert_eq!(t.normalise("+8612345"), "+8612345");
+}
+
+#[test]
+fn trunk_max_cps_zero_is_refused() {
+    trunk_refused(
+        "max_cps = 0",
+        "trunks[0].max_cps",
+        6,
+        "0 is out of range; expected 1 to 100000",
+        "leave the key out for no limit",
+    );
+}
+
+#[test]
+fn trunk_max_calls_zero_is_refused() {
+    trunk_refused(
+        "max_calls = 0",
+        "trunks[0].max_calls",
+        6,
+        "out of range",
+        "no limit",
+    );
+}
+
+#[test]
+fn trunk_max_cps_must_be_an_integer() {
+    trunk_refused(
+        "max_cps = \"10\"",
+        "trunks[0].max_cps",
+        6,
+        "expected an integer",
+        "",
+    );
+}
+
+#[test]
+fn a_number_rule_that_empties_a_route_number_is_refused() {
+    trunk_refused(
+        "numbers = [{ prefix = \"+86\", replace = \"0\" }, { prefix = \"12345\" }]",
+        "trunks[0].numbers[1]",
+        6,
+        "turns route number \"12345\" into an empty number",
+        "routes[0] (line 10)",
+    );
+}
+
+#[test]
+fn a_number_rule_that_rewrites_a_route_number_is_refused() {
+    trunk_refused(
+        "numbers = [{ prefix = \"1\", replace = \"\" }]",
+        "trunks[0].numbers[0]",
+        6,
+        "into \"2345\"",
+        "never a routed number itself",
+    );
+}
+
+#[test]
+fn a_number_rule_with_an_empty_prefix_is_refused() {
+    trunk_refused(
+        "numbers = [{ prefix = \"\", replace = \"0\" }]",
+        "trunks[0].numbers[0].prefix",
+        6,
+        "empty prefix",
+        "prefix = \"+86\"",
+    );
+}
+
+#[test]
+fn a_number_rule_with_separators_is_refused() {
+    trunk_refused(
+        "numbers = [{ prefix = \"020-\" }]",
+        "trunks[0].numbers[0].prefix",
+        6,
+        "invalid number prefix \"020-\"",
+        "separators",
+    );
+}
+
+#[test]
+fn a_number_rule_without_a_prefix_or_with_an_unknown_key_is_refused() {
+    trunk_refused(
+        "numbers = [{ replace = \"0\" }]",
+        "trunks[0].numbers[0].prefix",
+        6,
+        "missing key",
+        "prefix",
+    );
+    trunk_refused(
+        "numbers = [{ prefx = \"020\" }]",
+        "trunks[0].numbers[0].prefx",
+        6,
+        "unknown key",
+        "prefix",
+    );
+}
+
 // ------------------------------------------------------ other entry points
 
 #[test]

@@ -240,3 +240,60 @@ fn metrics_and_healthz() {
         );
     }
 }
+
+#[test]
+fn trunk_over_its_cps_cap_gets_503() {
+    // A second trunk for 127.0.0.1 alone (its /32 beats the generated
+    // trunk's 127.0.0.0/8) with max_cps = 5; SIPp offers 20 calls/s.
+    let mut config = GatewayConfig::new();
+    config.extra_toml =
+        "\n[[trunks]]\nname = \"capped\"\nsources = [\"127.0.0.1/32\"]\nmax_cps = 5\n".into();
+    let (dir, gw) = setup("trunk_over_its_cps_cap_gets_503", config);
+    let uas = Sipp::uas("uas", "basic-call-uas.xml", gw.config.target_port)
+        .calls(40)
+        .spawn(&dir);
+    let mut uac = Sipp::uac("uac", "trunk-limit-uac.xml", gw.sip_addr())
+        .calls(40)
+        .arg("-r")
+        .arg("20")
+        .pause_ms(200)
+        .timeout_secs(30)
+        .spawn(&dir);
+    uac.expect_success(
+        Duration::from_secs(45),
+        &format!("{}\n{}", uas.diagnostics(), gw.diagnostics()),
+    );
+    let finals = uac.received_final_statuses();
+    let answered = finals.iter().filter(|s| **s == 200).count();
+    let refused = finals.iter().filter(|s| **s == 503).count();
+    // 40 INVITEs over ~2 s against a bucket of 5 refilled at 5/s: about 15
+    // answered (the burst plus the refill), the rest refused. The 200s of
+    // the BYEs count too: each answered call has two.
+    assert!(
+        answered >= 2 * 5 && refused >= 10 && answered / 2 + refused == 40,
+        "answered (INVITE + BYE 200s) {answered}, refused {refused}: {finals:?}\n{}",
+        gw.diagnostics()
+    );
+    let trace = std::fs::read_to_string(dir.join("sipp-uac-messages.log")).unwrap_or_default();
+    assert!(
+        trace.contains("Retry-After: 1"),
+        "no Retry-After: 1 in the 503s"
+    );
+    assert!(trace.contains("text=\"Trunk rate limit\""));
+
+    let (status, text) = http_get(gw.config.api_addr(), "/metrics").expect("GET /metrics");
+    assert_eq!(status, 200);
+    let sample = |prefix: &str| {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    let rejected = sample("hotline_trunk_rejected_total{trunk=\"capped\",reason=\"cps_limit\"}");
+    assert_eq!(rejected, Some(refused as f64), "{text}");
+    let by_outcome = sample("hotline_calls_total{outcome=\"trunk_cps_limit\"}");
+    assert_eq!(by_outcome, Some(refused as f64), "{text}");
+    // The UAS saw only the answered calls (fewer than its -m 40): it is
+    // stopped when dropped.
+    drop(uas);
+}

@@ -5,10 +5,11 @@
 //! and commands for the media shards. Every call's media is anchored: the
 //! SDP each side sees is ours (see [`super::media`]), never the other side's.
 
+use super::admission::{Admission, Limit};
 use super::media::{info_digit, is_dtmf_info, is_sdp, MediaPlane, Refusal};
 use super::record::{Arrival, End, EndedBy, RecordBuilder, RecordItem, WallClock};
 use super::{Call, CallState, EndCause, OfferIn, Relay, Side};
-use crate::config::{Config, TargetTransport};
+use crate::config::{Config, TargetTransport, Trunk};
 use crate::ids::{CallId, IdGen, TsxId};
 use crate::media::shard::{DigitSource, MediaCommand, MediaEvent};
 use crate::pii::Pii;
@@ -92,6 +93,8 @@ pub struct B2bua {
     stats: B2buaStats,
     /// Ports, SDP and the commands for the media shards.
     media: MediaPlane,
+    /// Per-trunk call caps and rate limits.
+    admission: Admission,
 }
 
 fn outcome_label(cause: &EndCause) -> &'static str {
@@ -151,7 +154,7 @@ impl B2bua {
     pub fn new(config: Arc<Config>, seed: u64, now: Instant) -> B2bua {
         let host = host_literal(config.sip.advertise);
         let port = config.sip.listen.port();
-        B2bua {
+        let b2bua = B2bua {
             contacts: Arc::new(Contacts {
                 udp: format!("<sip:hotline@{host}:{port}>"),
                 tcp: format!("<sip:hotline@{host}:{port};transport=tcp>"),
@@ -169,8 +172,13 @@ impl B2bua {
             records: VecDeque::new(),
             stats: B2buaStats::default(),
             media: MediaPlane::new(&config.media, config.media.effective_shards()),
+            admission: Admission::new(&config.trunks, now),
             config,
+        };
+        for trunk in &b2bua.config.trunks {
+            metrics::gauge!("hotline_trunk_calls", "trunk" => trunk.name.clone()).set(0.0);
         }
+        b2bua
     }
 
     /// The next command for a media shard: (shard index, command).
@@ -302,6 +310,12 @@ impl B2bua {
         self.calls.keys().copied()
     }
 
+    /// Calls `trunk` holds now (admitted, not yet ended): what its
+    /// `max_calls` is checked against.
+    pub fn trunk_calls(&self, trunk: &str) -> u32 {
+        self.admission.live(trunk)
+    }
+
     /// Counters.
     pub fn stats(&self) -> &B2buaStats {
         &self.stats
@@ -406,7 +420,7 @@ impl B2bua {
     }
 
     fn on_new_invite(&mut self, id: TsxId, req: Request, tsx: &mut Transactions, now: Instant) {
-        let Some(from_peer) = tsx.peer(id) else {
+        let Some(from_peer) = tsx.peer(id).cloned() else {
             return;
         };
         if self.draining {
@@ -419,32 +433,100 @@ impl B2bua {
             metrics::counter!("hotline_calls_total", "outcome" => "draining").increment(1);
             return;
         }
-        let trunk = match self.config.trunk_for(from_peer.addr.ip()) {
-            Some(t) => t.name.clone(),
-            None => {
-                // Unknown sources are filtered before the transaction layer
-                // when the policy is `drop`; here the policy is `reject`.
-                respond(tsx, id, &req, 403, now);
-                metrics::counter!("hotline_calls_total", "outcome" => "forbidden").increment(1);
-                return;
-            }
+        let config = self.config.clone();
+        let Some(trunk) = config.trunk_for(from_peer.addr.ip()) else {
+            // Unknown sources are filtered before the transaction layer
+            // when the policy is `drop`; here the policy is `reject`.
+            respond(tsx, id, &req, 403, now);
+            metrics::counter!("hotline_calls_total", "outcome" => "forbidden").increment(1);
+            return;
         };
-        let dialled = match req.request_uri().ok().and_then(|u| u.user) {
+        // The trunk's limits, before any routing or media work.
+        if let Err(limit) = self.admission.admit(&trunk.name, now) {
+            self.refuse_over_limit(id, &req, &trunk.name, limit, tsx, now);
+            return;
+        }
+        self.trunk_gauge(&trunk.name);
+        if !self.start_call(id, req, trunk, from_peer, tsx, now) {
+            // Refused after admission (no route, bad SDP, no ports): the
+            // call never existed, its slot goes back at once.
+            self.admission.release(&trunk.name);
+            self.trunk_gauge(&trunk.name);
+        }
+    }
+
+    /// A trunk over one of its limits: 503 with Retry-After, counted.
+    fn refuse_over_limit(
+        &mut self,
+        id: TsxId,
+        req: &Request,
+        trunk: &str,
+        limit: Limit,
+        tsx: &mut Transactions,
+        now: Instant,
+    ) {
+        let mut r = Response::to(req, 503);
+        r.set_to_tag(&self.rng.token(10));
+        r.headers
+            .push("Retry-After", limit.retry_after_secs().to_string());
+        r.headers.push(
+            "Reason",
+            format!("SIP;cause=503;text=\"{}\"", limit.reason_text()),
+        );
+        tsx.send_response(id, r, now);
+        tracing::debug!(%trunk, limit = limit.as_str(), "trunk over its limit: 503");
+        metrics::counter!("hotline_calls_total", "outcome" => limit.outcome()).increment(1);
+        metrics::counter!(
+            "hotline_trunk_rejected_total",
+            "trunk" => trunk.to_owned(),
+            "reason" => limit.as_str()
+        )
+        .increment(1);
+    }
+
+    /// Export a trunk's live calls.
+    fn trunk_gauge(&self, trunk: &str) {
+        metrics::gauge!("hotline_trunk_calls", "trunk" => trunk.to_owned())
+            .set(f64::from(self.admission.live(trunk)));
+    }
+
+    /// Route an admitted INVITE and start its call. Returns whether a call
+    /// was created (else the INVITE was answered with a refusal).
+    fn start_call(
+        &mut self,
+        id: TsxId,
+        req: Request,
+        trunk: &Trunk,
+        from_peer: Peer,
+        tsx: &mut Transactions,
+        now: Instant,
+    ) -> bool {
+        let raw_dialled = match req.request_uri().ok().and_then(|u| u.user) {
             Some(u) => u,
             None => {
                 respond(tsx, id, &req, 404, now);
-                return;
+                return false;
             }
         };
-        let Some(route) = self.config.route(&dialled) else {
+        let dialled = trunk.normalise(&raw_dialled);
+        if dialled != raw_dialled {
+            tracing::trace!(raw = %raw_dialled, %dialled, trunk = %trunk.name, "number normalised");
+        }
+        let route = if dialled.is_empty() {
+            None
+        } else {
+            self.config.route(&dialled)
+        };
+        let Some(route) = route else {
             respond(tsx, id, &req, 404, now);
             metrics::counter!("hotline_calls_total", "outcome" => "no_route").increment(1);
-            return;
+            return false;
         };
+        let trunk = trunk.name.clone();
         let Some(target) = self.config.target(&route.target) else {
             // Validated at load; a missing target is a config bug, not the caller's.
             respond(tsx, id, &req, 500, now);
-            return;
+            return false;
         };
         let local_tag = self.rng.token(12);
         let a = match Dialog::uas(&req, &local_tag, from_peer.clone()) {
@@ -454,7 +536,7 @@ impl B2bua {
                 r.reason = format!("Bad Request ({e})");
                 r.set_to_tag(&local_tag);
                 tsx.send_response(id, r, now);
-                return;
+                return false;
             }
         };
         let caller = req
@@ -477,7 +559,7 @@ impl B2bua {
             r.headers.push("Accept", "application/sdp");
             tsx.send_response(id, r, now);
             metrics::counter!("hotline_calls_total", "outcome" => "unsupported_body").increment(1);
-            return;
+            return false;
         };
         let call_id = CallId(self.ids.next_raw());
         let session_ids = (self.rng.next_u64() >> 1, self.rng.next_u64() >> 1);
@@ -485,7 +567,7 @@ impl B2bua {
             Ok(x) => x,
             Err(refusal) => {
                 self.refuse(id, &req, &local_tag, &refusal, tsx, now);
-                return;
+                return false;
             }
         };
 
@@ -575,6 +657,7 @@ impl B2bua {
             },
         );
         metrics::gauge!("hotline_calls_active").set(self.calls.len() as f64);
+        true
     }
 
     /// Refuse a new INVITE for a media reason (488 with Warning, 503).
@@ -1278,6 +1361,9 @@ impl B2bua {
         let Some(call) = self.calls.remove(&cid) else {
             return;
         };
+        // The call's trunk slot, exactly once: only the removal gets here.
+        self.admission.release(&call.trunk);
+        self.trunk_gauge(&call.trunk);
         self.ring.cancel(cid);
         self.media.close_call(&call.media);
         self.by_dialog

@@ -10,6 +10,7 @@
 //!
 //! State data lives in its state (CONVENTIONS §5): see [`CallState`].
 
+pub mod admission;
 pub mod b2bua;
 pub mod media;
 pub mod record;
@@ -138,7 +139,7 @@ pub struct Call {
     pub answered: Option<Instant>,
     /// Caller number (personal data).
     pub caller: Pii<String>,
-    /// Dialled number.
+    /// Dialled number, as normalised by the trunk's rules (what routed).
     pub dialled: String,
     /// The trunk it came in on.
     pub trunk: String,

@@ -134,8 +134,8 @@ pub struct Config {
 }
 
 impl Config {
-    /// The route for a dialled number (the Request-URI user part, exactly as
-    /// received: no number normalisation happens here): the route with that
+    /// The route for a dialled number (already normalised by its trunk,
+    /// see [`Trunk::normalise`]; matched exactly here): the route with that
     /// exact number, else the default route (`"*"`), else `None`.
     #[must_use]
     pub fn route(&self, number: &str) -> Option<&Route> {
@@ -365,6 +365,58 @@ pub struct Trunk {
     pub name: String,
     /// Networks the carrier's signalling comes from (at least one).
     pub sources: Vec<Cidr>,
+    /// Most calls from this trunk at once (`max_calls`; `None`: unlimited).
+    /// An INVITE beyond it is answered 503.
+    pub max_calls: Option<u32>,
+    /// Most new calls admitted per second, a token bucket with a burst of
+    /// the same size (`max_cps`; `None`: unlimited). An INVITE beyond it is
+    /// answered 503.
+    pub max_cps: Option<u32>,
+    /// Rewrites of the dialled number, applied in order after visual
+    /// separators are removed (`numbers`; see [`Trunk::normalise`]).
+    pub numbers: Vec<NumberRule>,
+}
+
+impl Trunk {
+    /// The dialled number (Request-URI user part) as routes see it:
+    /// visual separators (`-`, `.`, `(`, `)`, space, `%20`) removed, then
+    /// each rule of [`Trunk::numbers`] in order: a number starting with the
+    /// rule's `prefix` has that prefix replaced by its `replace`. A rule
+    /// applies at most once and sees what the rules before it made, so
+    /// `+86` -> `0` followed by `020` -> `` turns `+86-20-12345` into
+    /// `12345`. The result may be empty (no route will match it).
+    #[must_use]
+    pub fn normalise(&self, dialled: &str) -> String {
+        let mut number = strip_separators(dialled);
+        for rule in &self.numbers {
+            if let Some(rest) = number.strip_prefix(rule.prefix.as_str()) {
+                number = format!("{}{rest}", rule.replace);
+            }
+        }
+        number
+    }
+}
+
+/// A dialled number without visual separators: `-`, `.`, `(`, `)`, space
+/// and its escaped form `%20` (a space cannot appear in a URI as is).
+#[must_use]
+pub fn strip_separators(dialled: &str) -> String {
+    dialled
+        .replace("%20", "")
+        .chars()
+        .filter(|c| !matches!(c, '-' | '.' | '(' | ')' | ' '))
+        .collect()
+}
+
+/// One rule of a trunk's number normalisation: a number starting with
+/// `prefix` has it replaced by `replace`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumberRule {
+    /// What the number must start with (digits, `*`, `#`, optional leading
+    /// `+`; not empty).
+    pub prefix: String,
+    /// What the prefix becomes (same characters; may be empty: strip it).
+    pub replace: String,
 }
 
 /// `[[targets]]`: a SIP destination calls can be sent to.

@@ -117,6 +117,22 @@ pub(super) struct RawWebhooks {
 pub(super) struct RawTrunk {
     pub name: Option<String>,
     pub sources: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "count")]
+    pub max_calls: Option<u64>,
+    #[serde(default, deserialize_with = "count")]
+    pub max_cps: Option<u64>,
+    pub numbers: Option<Vec<RawNumberRule>>,
+}
+
+/// One rule of a trunk's `numbers` list.
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table ({ prefix = \"+86\", replace = \"0\" })"
+)]
+pub(super) struct RawNumberRule {
+    pub prefix: Option<String>,
+    pub replace: Option<String>,
 }
 
 /// One `[[targets]]` table.

@@ -9,12 +9,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::raw::{
-    RawApi, RawConfig, RawMedia, RawNode, RawRoute, RawSip, RawTarget, RawTrunk, RawWebhooks,
+    RawApi, RawConfig, RawMedia, RawNode, RawNumberRule, RawRoute, RawSip, RawTarget, RawTrunk,
+    RawWebhooks,
 };
 use super::source::{closest, Source};
 use super::{
-    Api, Cidr, CidrError, Config, ConfigError, Latching, Media, Node, Route, Secret, Sip, Target,
-    TargetTransport, Trunk, UnknownSource, Webhooks,
+    Api, Cidr, CidrError, Config, ConfigError, Latching, Media, Node, NumberRule, Route, Secret,
+    Sip, Target, TargetTransport, Trunk, UnknownSource, Webhooks,
 };
 
 type Result<T> = std::result::Result<T, ConfigError>;
@@ -35,6 +36,7 @@ pub(super) fn validate(raw: RawConfig, src: &Source<'_>) -> Result<Config> {
     let trunks = trunks(raw.trunks, src)?;
     let targets = targets(raw.targets, &sip, src)?;
     let routes = routes(raw.routes, &targets, src)?;
+    routes_stay_reachable(&trunks, &routes, src)?;
     Ok(Config {
         origin: src.origin().to_owned(),
         node,
@@ -628,9 +630,159 @@ fn trunks(raw: Vec<RawTrunk>, src: &Source<'_>) -> Result<Vec<Trunk>> {
             seen.insert(cidr, key);
             sources.push(cidr);
         }
-        trunks.push(Trunk { name, sources });
+        let max_calls = optional_ranged(
+            src,
+            &format!("{path}.max_calls"),
+            t.max_calls,
+            1,
+            1_000_000,
+            "calls",
+        )?;
+        let max_cps = optional_ranged(
+            src,
+            &format!("{path}.max_cps"),
+            t.max_cps,
+            1,
+            100_000,
+            "calls per second",
+        )?;
+        let numbers = number_rules(
+            src,
+            &format!("{path}.numbers"),
+            t.numbers.unwrap_or_default(),
+        )?;
+        trunks.push(Trunk {
+            name,
+            sources,
+            max_calls,
+            max_cps,
+            numbers,
+        });
     }
     Ok(trunks)
+}
+
+/// A limit that is unlimited when left out, else in `min..=max`.
+fn optional_ranged(
+    src: &Source<'_>,
+    key: &str,
+    raw: Option<u64>,
+    min: u64,
+    max: u64,
+    unit: &str,
+) -> Result<Option<u32>> {
+    let Some(value) = raw else {
+        return Ok(None);
+    };
+    match u32::try_from(value) {
+        Ok(v) if (min..=max).contains(&value) => Ok(Some(v)),
+        _ => Err(src.error(
+            key,
+            format!("{value} is out of range; expected {min} to {max} {unit}"),
+            Some("leave the key out for no limit".to_owned()),
+        )),
+    }
+}
+
+/// A trunk's `numbers` rules: a non-empty `prefix` and an optional
+/// `replace`, both written like route numbers.
+fn number_rules(src: &Source<'_>, path: &str, raw: Vec<RawNumberRule>) -> Result<Vec<NumberRule>> {
+    let example = "e.g. numbers = [{ prefix = \"+86\", replace = \"0\" }, { prefix = \"020\" }]";
+    let mut rules = Vec::with_capacity(raw.len());
+    for (j, r) in raw.into_iter().enumerate() {
+        let key = format!("{path}[{j}].prefix");
+        let Some(prefix) = r.prefix else {
+            return Err(src.error_at(
+                &key,
+                &format!("{path}[{j}]"),
+                "missing key",
+                Some(format!("give the prefix the rule rewrites, {example}")),
+            ));
+        };
+        if prefix.is_empty() {
+            return Err(src.error(
+                &key,
+                "empty prefix: the rule would apply to every number",
+                Some(format!("give the prefix the rule rewrites, {example}")),
+            ));
+        }
+        rule_number(src, &key, &prefix)?;
+        let replace = r.replace.unwrap_or_default();
+        if !replace.is_empty() {
+            rule_number(src, &format!("{path}[{j}].replace"), &replace)?;
+        }
+        rules.push(NumberRule { prefix, replace });
+    }
+    Ok(rules)
+}
+
+/// A rule's prefix or replacement: digits, `*` and `#`, optional leading `+`.
+fn rule_number(src: &Source<'_>, key: &str, text: &str) -> Result<()> {
+    let digits = text.strip_prefix('+').unwrap_or(text);
+    let ok = !digits.is_empty()
+        && text.len() <= MAX_NUMBER
+        && digits
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'*' || b == b'#');
+    if ok {
+        return Ok(());
+    }
+    Err(src.error(
+        key,
+        format!(
+            "invalid number prefix \"{text}\"; expected up to {MAX_NUMBER} digits 0-9, * and #, \
+             optionally after a leading +"
+        ),
+        Some(
+            "separators ('-', '.', '(', ')', spaces) are removed before the rules run: \
+             write \"020\", not \"020-\""
+                .to_owned(),
+        ),
+    ))
+}
+
+/// Every route number must come out of every trunk's rules as it went in:
+/// a rule that empties or rewrites a route's own number would make calls
+/// dialled as that number miss its route.
+fn routes_stay_reachable(trunks: &[Trunk], routes: &[Route], src: &Source<'_>) -> Result<()> {
+    for (i, trunk) in trunks.iter().enumerate() {
+        for (k, route) in routes.iter().enumerate().filter(|(_, r)| !r.is_default()) {
+            let mut number = route.number.clone();
+            for (j, rule) in trunk.numbers.iter().enumerate() {
+                let Some(rest) = number.strip_prefix(rule.prefix.as_str()) else {
+                    continue;
+                };
+                number = format!("{}{rest}", rule.replace);
+                if number == route.number {
+                    continue;
+                }
+                let key = format!("trunks[{i}].numbers[{j}]");
+                let message = if number.is_empty() {
+                    format!(
+                        "the rule turns route number \"{}\" into an empty number",
+                        route.number
+                    )
+                } else {
+                    format!(
+                        "the rule turns route number \"{}\" into \"{number}\": calls to it \
+                         from trunk \"{}\" would miss their route",
+                        route.number, trunk.name
+                    )
+                };
+                return Err(src.error(
+                    &key,
+                    message,
+                    Some(format!(
+                        "a rule rewrites prefixes the carrier adds (\"+86\", \"020\"), never \
+                         a routed number itself: drop the rule or give it a longer prefix \
+                         (see {})",
+                        located(src, &format!("routes[{k}]"))
+                    )),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn cidr_help(e: &CidrError) -> String {

@@ -946,3 +946,35 @@ pub fn has_header(text: &str, kind: Hdr) -> bool {
         Err(_) => false,
     }
 }
+
+/// The Sim's configuration with `trunk_keys` added to its trunk "carrier"
+/// (e.g. `max_cps = 2`) and `extra` appended, like [`sim_config`].
+pub fn sim_config_with_trunk(trunk_keys: &str, extra: &str) -> Config {
+    let text = format!(
+        r#"
+[node]
+name = "sim"
+shutdown_grace_secs = 30
+[sip]
+listen = "{GW}"
+ring_timeout_secs = 60
+[api]
+listen = "127.0.0.1:8080"
+[[trunks]]
+name = "carrier"
+sources = ["198.51.100.0/24"]
+{trunk_keys}
+[[targets]]
+name = "phone"
+address = "{DEST}"
+[[routes]]
+number = "12345"
+target = "phone"
+{extra}
+"#
+    );
+    match config::parse(&text, "<sim>") {
+        Ok(c) => c,
+        Err(e) => panic!("sim config: {e}"),
+    }
+}
