@@ -82,18 +82,8 @@ NOFILE="$(ulimit -n)"
 
 # --- processes we start (and only those are stopped) -----------------------
 GW_PID=""; UAS_PID=""; UAC_PID=""
-stop_pid() { # pid [grace seconds]
-  local pid="$1" grace="${2:-5}" i
-  [ -n "$pid" ] || return 0
-  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < grace * 10; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
-  wait "$pid" 2>/dev/null || true
-}
+# shellcheck source=sip-scenarios/load-lib.sh
+. "$here/load-lib.sh"
 cleanup() {
   stop_pid "$UAC_PID" 2; UAC_PID=""
   stop_pid "$UAS_PID" 2; UAS_PID=""
@@ -103,27 +93,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --- helpers ---------------------------------------------------------------
-port_busy() { # proto port -> 0 when something holds 127.0.0.1:port (or *:port)
-  if [ "$1" = udp ]; then
-    awk -v p="$(printf ':%04X' "$2")" '
-      NR > 1 && ($2 == "0100007F" p || $2 == "00000000" p) { f = 1 }
-      END { exit !f }' /proc/net/udp
-  else
-    (exec 3<>/dev/tcp/127.0.0.1/"$2") 2>/dev/null
-  fi
-}
 
-http_get() { # port path -> body on stdout; non-zero if no 200 within 5 s
-  local port="$1" path="$2" resp
-  resp="$(timeout 5 bash -c '
-    exec 3<>/dev/tcp/127.0.0.1/'"$port"' || exit 1
-    printf "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n" "'"$path"'" >&3
-    cat <&3' 2>/dev/null)" || return 1
-  case "${resp%%$'\r'*}" in
-    "HTTP/1."?" 200"*) printf '%s\n' "${resp#*$'\r\n\r\n'}" ;;
-    *) return 1 ;;
-  esac
-}
 
 cpu_ticks() { # pid -> utime+stime in ticks (fields 14, 15; comm may hold
   # spaces); empty when there is no such process
@@ -134,9 +104,6 @@ cpu_ticks() { # pid -> utime+stime in ticks (fields 14, 15; comm may hold
   awk '{ print $12 + $13 }' <<<"$stat"
 }
 
-rss_kb() { # pid -> VmRSS in kB
-  awk '/^VmRSS:/ { print $2; f = 1 } END { if (!f) print 0 }' "/proc/$1/status" 2>/dev/null || echo 0
-}
 
 csv_last() { # file column-name -> value of that column on the last line
   awk -F';' -v col="$2" '

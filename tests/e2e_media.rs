@@ -17,7 +17,9 @@
 
 mod common;
 
-use common::e2e::{require_sipp, Gateway, GatewayConfig, Sipp, SippProc, TestDir};
+use common::e2e::{
+    media_uac, media_uas, require_sipp, Gateway, GatewayConfig, Sipp, SippProc, TestDir,
+};
 use common::rtp_sink::{
     audio_samples, continuity, dtmf_digits, rms, tone_ratio, RtpSink, SinkPacket,
 };
@@ -25,29 +27,6 @@ use std::time::Duration;
 
 const PCMA: u8 = 8;
 const TELEPHONE_EVENT: u8 = 101;
-
-fn media_uas(port: u16, ring_ms: u64) -> Sipp {
-    Sipp::uas("media-uas", "media-uas.xml", port)
-        .arg("-rtp_echo")
-        .arg("-set")
-        .arg("ring_ms")
-        .arg(&ring_ms.to_string())
-}
-
-fn media_uac(gw: &Gateway, mp: u16, audio_ms: u64) -> Sipp {
-    Sipp::uac("media-uac", "media-uac.xml", gw.sip_addr())
-        .arg("-mp")
-        .arg(&mp.to_string())
-        .arg("-set")
-        .arg("audio_ms")
-        .arg(&audio_ms.to_string())
-        .arg("-set")
-        .arg("dtmf_gap_ms")
-        .arg("600")
-        .arg("-set")
-        .arg("tail_ms")
-        .arg("1000")
-}
 
 fn why(gw: &Gateway, sink: &RtpSink, procs: &[&SippProc]) -> String {
     let mut s = sink.summary();
@@ -96,7 +75,7 @@ fn audio_ringback_and_dtmf_through_the_anchored_media() {
     let ring_ms = 1500;
     let audio_ms = 2000;
     let uas = media_uas(gw.config.target_port, ring_ms);
-    let uac = media_uac(&gw, mp, audio_ms);
+    let uac = media_uac(gw.sip_addr(), mp, audio_ms);
     let mut uas_proc = uas.spawn(&dir);
     let mut uac_proc = uac.spawn(&dir);
     uac_proc.expect_success(Duration::from_secs(45), &why(&gw, &sink, &[&uas_proc]));

@@ -17,7 +17,7 @@
 
 mod common;
 
-use common::e2e::{require_sipp, Sipp, SippProc, TestDir};
+use common::e2e::{media_uac, media_uas, require_sipp, SippProc, TestDir};
 use common::rtp_sink::{
     audio_samples, continuity, decode, dominant_tone, dtmf_digits, dtmf_events, noise, parse_rtp,
     rms, sine, streams, tone_ratio, RtpSink, SinkPacket,
@@ -31,33 +31,6 @@ const TELEPHONE_EVENT: u8 = 101;
 // ---------------------------------------------------------------------------
 // SIPp to SIPp through the sink
 // ---------------------------------------------------------------------------
-
-/// The callee: rings `ring_ms`, answers, echoes RTP.
-fn media_uas(port: u16, ring_ms: u64) -> Sipp {
-    Sipp::uas("media-uas", "media-uas.xml", port)
-        .arg("-rtp_echo")
-        .arg("-set")
-        .arg("ring_ms")
-        .arg(&ring_ms.to_string())
-}
-
-/// The caller, with its media address at `sink` (`mp` from
-/// [`RtpSink::beside_sipp`]). The later `-mp` overrides the one `Sipp`
-/// picks (SIPp takes the last).
-fn media_uac(remote: SocketAddr, mp: u16, audio_ms: u64) -> Sipp {
-    Sipp::uac("media-uac", "media-uac.xml", remote)
-        .arg("-mp")
-        .arg(&mp.to_string())
-        .arg("-set")
-        .arg("audio_ms")
-        .arg(&audio_ms.to_string())
-        .arg("-set")
-        .arg("dtmf_gap_ms")
-        .arg("600")
-        .arg("-set")
-        .arg("tail_ms")
-        .arg("1000")
-}
 
 fn context(sink: &RtpSink, procs: &[&SippProc]) -> String {
     let mut s = sink.summary();

@@ -926,3 +926,32 @@ pub fn call_through(dir: &TestDir, gw: &Gateway, uas: &Sipp, uac: &Sipp) -> (Sip
     );
     (uas_proc, uac_proc)
 }
+
+/// The callee of `media-uas.xml`: rings `ring_ms`, answers, echoes RTP
+/// (`-rtp_echo`).
+pub fn media_uas(port: u16, ring_ms: u64) -> Sipp {
+    Sipp::uas("media-uas", "media-uas.xml", port)
+        .arg("-rtp_echo")
+        .arg("-set")
+        .arg("ring_ms")
+        .arg(&ring_ms.to_string())
+}
+
+/// The caller of `media-uac.xml` (audio, then digits 1, 2, 3), with its
+/// media address at the RTP sink beside SIPp's `-mp` port (`mp` from
+/// `RtpSink::beside_sipp`). The later `-mp` overrides the one `Sipp`
+/// picks (SIPp takes the last).
+pub fn media_uac(remote: SocketAddr, mp: u16, audio_ms: u64) -> Sipp {
+    Sipp::uac("media-uac", "media-uac.xml", remote)
+        .arg("-mp")
+        .arg(&mp.to_string())
+        .arg("-set")
+        .arg("audio_ms")
+        .arg(&audio_ms.to_string())
+        .arg("-set")
+        .arg("dtmf_gap_ms")
+        .arg("600")
+        .arg("-set")
+        .arg("tail_ms")
+        .arg("1000")
+}
