@@ -5,7 +5,7 @@
 //! it returns [`Output::Timeout`], then sleeps until that instant or the next
 //! input, whichever comes first.
 
-use crate::call::b2bua::B2bua;
+use crate::call::b2bua::{B2bua, Wake};
 use crate::config::{Config, UnknownSource};
 use crate::ids::{CallId, ConnId, TsxId};
 use crate::sip::msg::{Message, Method, SipHeaders};
@@ -62,6 +62,8 @@ pub enum Reason {
     RingTimeout(CallId),
     /// A call-level guard timer (e.g. waiting for an ACK or a BYE answer).
     CallGuard(CallId),
+    /// A trunk's OPTIONS keepalive is due (index into `config.trunks`).
+    Keepalive(usize),
     /// Nothing scheduled; wake on input.
     Idle,
 }
@@ -139,11 +141,14 @@ impl Gateway {
             .tsx
             .poll_timeout()
             .map(|(at, id, timer)| (at, Reason::Transaction(id, timer)));
-        let ring = self
-            .b2bua
-            .poll_timeout()
-            .map(|(at, call)| (at, Reason::RingTimeout(call)));
-        match tsx.soonest(ring) {
+        let b2bua = self.b2bua.poll_timeout().map(|(at, wake)| {
+            let reason = match wake {
+                Wake::Ring(call) => Reason::RingTimeout(call),
+                Wake::Keepalive(trunk) => Reason::Keepalive(trunk),
+            };
+            (at, reason)
+        });
+        match tsx.soonest(b2bua) {
             Some((at, reason)) => Output::Timeout(at, reason),
             None => Output::Timeout(far_future(), Reason::Idle),
         }

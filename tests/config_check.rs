@@ -581,6 +581,94 @@ fn a_number_rule_without_a_prefix_or_with_an_unknown_key_is_refused() {
     );
 }
 
+#[test]
+fn trunk_outbound_and_keepalive_read_as_written() {
+    let parse = |keys: &str| match config::parse(&trunk_file(keys), "t.toml") {
+        Ok(c) => c.trunks[0].outbound,
+        Err(e) => panic!("{keys}: {e}"),
+    };
+    let out = parse("outbound = \"192.0.2.7:5060\"");
+    assert_eq!(
+        out.map(|o| (o.address.to_string(), o.keepalive)),
+        Some(("192.0.2.7:5060".into(), Duration::from_secs(30))),
+        "keepalive_secs defaults to 30"
+    );
+    let out = parse("outbound = \"[2001:db8::7]:5070\"\nkeepalive_secs = 5");
+    assert_eq!(
+        out.map(|o| (o.address.to_string(), o.keepalive)),
+        Some(("[2001:db8::7]:5070".into(), Duration::from_secs(5)))
+    );
+    assert_eq!(parse(""), None, "no outbound: no keepalive");
+}
+
+#[test]
+fn trunk_keepalive_without_outbound_is_refused() {
+    trunk_refused(
+        "keepalive_secs = 10",
+        "trunks[0].keepalive_secs",
+        6,
+        "keepalive_secs without outbound",
+        "outbound = \"192.0.2.7:5060\"",
+    );
+}
+
+#[test]
+fn trunk_outbound_needs_ip_and_port() {
+    trunk_refused(
+        "outbound = \"192.0.2.7\"",
+        "trunks[0].outbound",
+        6,
+        "invalid socket address",
+        "add a port: \"192.0.2.7:5060\"",
+    );
+    trunk_refused(
+        "outbound = \"carrier.example:5060\"",
+        "trunks[0].outbound",
+        6,
+        "invalid socket address",
+        "host names are not accepted",
+    );
+    trunk_refused(
+        "outbound = \"0.0.0.0:5060\"",
+        "trunks[0].outbound",
+        6,
+        "not a destination",
+        "192.0.2.7:5060",
+    );
+    trunk_refused(
+        "outbound = \"192.0.2.7:0\"",
+        "trunks[0].outbound",
+        6,
+        "not a destination",
+        "192.0.2.7:5060",
+    );
+    trunk_refused(
+        "outbound = \"127.0.0.1:5060\"",
+        "trunks[0].outbound",
+        6,
+        "own SIP listener",
+        "carrier's SIP address",
+    );
+}
+
+#[test]
+fn trunk_keepalive_out_of_range_is_refused() {
+    trunk_refused(
+        "outbound = \"192.0.2.7:5060\"\nkeepalive_secs = 0",
+        "trunks[0].keepalive_secs",
+        7,
+        "0 is out of range; expected 1 to 3600 seconds",
+        "the default is 30",
+    );
+    trunk_refused(
+        "outbound = \"192.0.2.7:5060\"\nkeepalive_secs = 3601",
+        "trunks[0].keepalive_secs",
+        7,
+        "out of range",
+        "30",
+    );
+}
+
 // ------------------------------------------------------ other entry points
 
 #[test]

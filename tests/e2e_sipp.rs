@@ -297,3 +297,60 @@ fn trunk_over_its_cps_cap_gets_503() {
     // stopped when dropped.
     drop(uas);
 }
+
+#[test]
+fn trunk_keepalive_shows_up_on_metrics() {
+    // A second trunk (its sources are never used here) whose outbound
+    // address is a SIPp answering OPTIONS with 200, pinged every second.
+    common::e2e::require_sipp();
+    let dir = TestDir::new("trunk_keepalive_shows_up_on_metrics");
+    let sbc_port = common::e2e::free_port();
+    let sbc = Sipp::uas("sbc", "options-responder-uas.xml", sbc_port)
+        .calls(1000)
+        .timeout_secs(60)
+        .spawn(&dir);
+    let mut config = GatewayConfig::new();
+    config.extra_toml = format!(
+        "\n[[trunks]]\nname = \"ka\"\nsources = [\"127.0.0.2/32\"]\n\
+         outbound = \"127.0.0.1:{sbc_port}\"\nkeepalive_secs = 1\n"
+    );
+    let gw = Gateway::start(&dir, config);
+    let sample = |text: &str, prefix: &str| {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    let started = Instant::now();
+    let mut last = String::new();
+    let up = loop {
+        if let Ok((200, text)) = http_get(gw.config.api_addr(), "/metrics") {
+            last = text;
+            if sample(&last, "hotline_trunk_up{trunk=\"ka\"}") == Some(1.0) {
+                break true;
+            }
+        }
+        if started.elapsed() > Duration::from_secs(15) {
+            break false;
+        }
+        thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        up,
+        "hotline_trunk_up{{trunk=\"ka\"}} not 1 within 15 s:\n{}\n{}\n{}",
+        last.lines()
+            .filter(|l| l.contains("trunk"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        sbc.diagnostics(),
+        gw.diagnostics()
+    );
+    let ok = sample(
+        &last,
+        "hotline_trunk_keepalive_total{trunk=\"ka\",result=\"ok\"}",
+    );
+    assert!(ok.is_some_and(|n| n >= 1.0), "{last}");
+    // The generated trunk has no outbound: no keepalive state at all.
+    assert_eq!(sample(&last, "hotline_trunk_up{trunk=\"sipp\"}"), None);
+    drop(sbc);
+}

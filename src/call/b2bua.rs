@@ -1,11 +1,13 @@
 //! The signalling-only B2BUA: what each transaction event does to a call.
 //!
-//! Inputs are transaction-layer events ([`TsxEvent`]) and the ring timer;
+//! Inputs are transaction-layer events ([`TsxEvent`]), the ring timer and
+//! the trunks' OPTIONS keepalive (owned here, see [`super::keepalive`]);
 //! outputs are requests and responses handed back to the transaction layer,
 //! and commands for the media shards. Every call's media is anchored: the
 //! SDP each side sees is ours (see [`super::media`]), never the other side's.
 
 use super::admission::{Admission, Limit};
+use super::keepalive::Keepalive;
 use super::media::{info_digit, is_dtmf_info, is_sdp, MediaPlane, Refusal};
 use super::record::{Arrival, End, EndedBy, RecordBuilder, RecordItem, WallClock};
 use super::{Call, CallState, EndCause, OfferIn, Relay, Side};
@@ -18,7 +20,7 @@ use crate::sip::dialog::Dialog;
 use crate::sip::msg::{Hdr, Method, NameAddr, Request, Response, SipHeaders};
 use crate::sip::transaction::{Peer, Transactions, TsxEvent};
 use crate::sip::transport::{host_literal, Transport};
-use crate::time::{Instant, TimerQueue};
+use crate::time::{Instant, Soonest, TimerQueue};
 use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -95,6 +97,17 @@ pub struct B2bua {
     media: MediaPlane,
     /// Per-trunk call caps and rate limits.
     admission: Admission,
+    /// OPTIONS pings of the trunks with an `outbound` address.
+    keepalive: Keepalive,
+}
+
+/// Which B2BUA timer is next (the gateway turns it into its wake-up reason).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// The callee of this call did not answer within `sip.ring_timeout`.
+    Ring(CallId),
+    /// The OPTIONS keepalive of trunk `config.trunks[i]` is due.
+    Keepalive(usize),
 }
 
 fn outcome_label(cause: &EndCause) -> &'static str {
@@ -173,6 +186,13 @@ impl B2bua {
             stats: B2buaStats::default(),
             media: MediaPlane::new(&config.media, config.media.effective_shards()),
             admission: Admission::new(&config.trunks, now),
+            keepalive: Keepalive::new(
+                &config.trunks,
+                host_literal(config.sip.advertise),
+                config.sip.user_agent.clone(),
+                seed ^ 0x0B7_10E5,
+                now,
+            ),
             config,
         };
         for trunk in &b2bua.config.trunks {
@@ -331,17 +351,30 @@ impl B2bua {
         self.draining
     }
 
-    /// The next ring timeout.
-    pub fn poll_timeout(&mut self) -> Option<(Instant, CallId)> {
-        self.ring.earliest()
+    /// The next B2BUA timer: a ring timeout or a trunk's keepalive.
+    pub fn poll_timeout(&mut self) -> Option<(Instant, Wake)> {
+        let ring = self.ring.earliest().map(|(at, c)| (at, Wake::Ring(c)));
+        let keepalive = self
+            .keepalive
+            .poll_timeout()
+            .map(|(at, i)| (at, Wake::Keepalive(i)));
+        ring.soonest(keepalive)
+    }
+
+    /// Whether trunk `name` answers its OPTIONS keepalive: `None` for a
+    /// trunk without `outbound`, or before its first result decided (see
+    /// [`super::keepalive`]).
+    pub fn trunk_up(&self, name: &str) -> Option<bool> {
+        self.keepalive.is_up(name)
     }
 
     fn contact(&self, transport: Transport) -> &str {
         self.contacts.get(transport)
     }
 
-    /// Ring timers that are due.
+    /// Ring timers and keepalive pings that are due.
     pub fn handle_timeout(&mut self, tsx: &mut Transactions, now: Instant) {
+        self.keepalive.handle_timeout(tsx, now);
         while let Some(id) = self.ring.pop_due(now) {
             let Some(call) = self.calls.get_mut(&id) else {
                 continue;
@@ -375,6 +408,7 @@ impl B2bua {
             TsxEvent::AckTimeout { tsx: id } => self.on_ack_timeout(id, tsx, now),
             TsxEvent::Terminated { tsx: id } => {
                 self.by_tsx.remove(&id);
+                self.keepalive.on_terminated(id);
             }
         }
     }
@@ -939,6 +973,9 @@ impl B2bua {
     // ----- responses -----
 
     fn on_response(&mut self, id: TsxId, resp: Response, tsx: &mut Transactions, now: Instant) {
+        if self.keepalive.on_response(id, &resp) {
+            return;
+        }
         let Some((cid, role)) = self.by_tsx.get(&id).copied() else {
             return;
         };
@@ -1225,6 +1262,9 @@ impl B2bua {
     // ----- failures -----
 
     fn on_timeout(&mut self, id: TsxId, tsx: &mut Transactions, now: Instant) {
+        if self.keepalive.on_timeout(id) {
+            return;
+        }
         let Some((cid, role)) = self.by_tsx.get(&id).copied() else {
             return;
         };

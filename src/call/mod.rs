@@ -12,6 +12,7 @@
 
 pub mod admission;
 pub mod b2bua;
+pub mod keepalive;
 pub mod media;
 pub mod record;
 

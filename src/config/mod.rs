@@ -375,6 +375,22 @@ pub struct Trunk {
     /// Rewrites of the dialled number, applied in order after visual
     /// separators are removed (`numbers`; see [`Trunk::normalise`]).
     pub numbers: Vec<NumberRule>,
+    /// Where requests we send the carrier go, and how often we ping it
+    /// (`outbound`, `keepalive_secs`; `None` without `outbound`: no
+    /// keepalive, no up/down state).
+    pub outbound: Option<Outbound>,
+}
+
+/// A trunk's outbound route: the carrier's SIP address for requests we
+/// send it, pinged with OPTIONS to know whether it is up (see
+/// `crate::call::keepalive`). Always UDP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outbound {
+    /// The carrier's SIP address (`outbound`, `"IP:PORT"`).
+    pub address: SocketAddr,
+    /// Time between two OPTIONS pings (`keepalive_secs`, default 30,
+    /// 1..=3600).
+    pub keepalive: Duration,
 }
 
 impl Trunk {

@@ -122,6 +122,9 @@ pub(super) struct RawTrunk {
     #[serde(default, deserialize_with = "count")]
     pub max_cps: Option<u64>,
     pub numbers: Option<Vec<RawNumberRule>>,
+    pub outbound: Option<String>,
+    #[serde(default, deserialize_with = "seconds")]
+    pub keepalive_secs: Option<u64>,
 }
 
 /// One rule of a trunk's `numbers` list.

@@ -14,8 +14,8 @@ use super::raw::{
 };
 use super::source::{closest, Source};
 use super::{
-    Api, Cidr, CidrError, Config, ConfigError, Latching, Media, Node, NumberRule, Route, Secret,
-    Sip, Target, TargetTransport, Trunk, UnknownSource, Webhooks,
+    Api, Cidr, CidrError, Config, ConfigError, Latching, Media, Node, NumberRule, Outbound, Route,
+    Secret, Sip, Target, TargetTransport, Trunk, UnknownSource, Webhooks,
 };
 
 type Result<T> = std::result::Result<T, ConfigError>;
@@ -33,7 +33,7 @@ pub(super) fn validate(raw: RawConfig, src: &Source<'_>) -> Result<Config> {
     let api = api(&raw.api.unwrap_or_default(), &sip, src)?;
     let media = media(raw.media.unwrap_or_default(), &sip, src)?;
     let webhooks = raw.webhooks.map(|w| webhooks(w, src)).transpose()?;
-    let trunks = trunks(raw.trunks, src)?;
+    let trunks = trunks(raw.trunks, &sip, src)?;
     let targets = targets(raw.targets, &sip, src)?;
     let routes = routes(raw.routes, &targets, src)?;
     routes_stay_reachable(&trunks, &routes, src)?;
@@ -587,7 +587,7 @@ fn webhook_url(src: &Source<'_>, key: &str, text: &str) -> Result<reqwest::Url> 
     Ok(url)
 }
 
-fn trunks(raw: Vec<RawTrunk>, src: &Source<'_>) -> Result<Vec<Trunk>> {
+fn trunks(raw: Vec<RawTrunk>, sip: &Sip, src: &Source<'_>) -> Result<Vec<Trunk>> {
     let mut names: HashMap<String, usize> = HashMap::new();
     let mut seen: HashMap<Cidr, String> = HashMap::new();
     let mut trunks = Vec::with_capacity(raw.len());
@@ -651,15 +651,84 @@ fn trunks(raw: Vec<RawTrunk>, src: &Source<'_>) -> Result<Vec<Trunk>> {
             &format!("{path}.numbers"),
             t.numbers.unwrap_or_default(),
         )?;
+        let outbound = outbound(src, &path, t.outbound, t.keepalive_secs, sip)?;
         trunks.push(Trunk {
             name,
             sources,
             max_calls,
             max_cps,
             numbers,
+            outbound,
         });
     }
     Ok(trunks)
+}
+
+/// A trunk's `outbound` address and its `keepalive_secs` (which means
+/// nothing without an address to ping).
+fn outbound(
+    src: &Source<'_>,
+    path: &str,
+    address: Option<String>,
+    keepalive_secs: Option<u64>,
+    sip: &Sip,
+) -> Result<Option<Outbound>> {
+    let key = format!("{path}.keepalive_secs");
+    let Some(text) = address else {
+        if keepalive_secs.is_some() {
+            return Err(src.error(
+                &key,
+                "keepalive_secs without outbound: there is no address to ping",
+                Some(
+                    "set the carrier's SIP address, e.g. outbound = \"192.0.2.7:5060\", \
+                     or remove keepalive_secs"
+                        .to_owned(),
+                ),
+            ));
+        }
+        return Ok(None);
+    };
+    let address = destination(
+        src,
+        &format!("{path}.outbound"),
+        &text,
+        sip,
+        "give the carrier's SIP address and port, e.g. \"192.0.2.7:5060\"",
+    )?;
+    let keepalive = secs(src, &key, keepalive_secs, 30, 1, 3600)?;
+    Ok(Some(Outbound { address, keepalive }))
+}
+
+/// An address we send requests to: IP:PORT, unicast, a non-zero port, and
+/// not this gateway's own SIP listener (what we send would loop).
+fn destination(
+    src: &Source<'_>,
+    key: &str,
+    text: &str,
+    sip: &Sip,
+    example: &str,
+) -> Result<SocketAddr> {
+    let address = parse_socket_addr(src, key, text)?;
+    if address.ip().is_unspecified() || address.ip().is_multicast() || address.port() == 0 {
+        return Err(src.error(
+            key,
+            format!("{address} is not a destination requests can be sent to"),
+            Some(example.to_owned()),
+        ));
+    }
+    let ours = address == sip.listen
+        || address == SocketAddr::new(sip.advertise, sip.listen.port())
+        || (sip.listen.ip().is_unspecified()
+            && address.port() == sip.listen.port()
+            && address.ip().is_loopback());
+    if ours {
+        return Err(src.error(
+            key,
+            format!("{address} is this gateway's own SIP listener: what we send there would loop"),
+            Some(example.to_owned()),
+        ));
+    }
+    Ok(address)
 }
 
 /// A limit that is unlimited when left out, else in `min..=max`.
