@@ -94,6 +94,8 @@ fn shard_with(b_codec: Codec) -> Shard {
                     event_pt: Some(101),
                     send: true,
                     recv: true,
+                    remote_rtcp: None,
+                    rtcp_mux: false,
                 },
             },
             t0,

@@ -35,6 +35,8 @@ fn params(remote: &str, codec: Codec, event: u8, send: bool) -> LegParams {
         event_pt: Some(event),
         send,
         recv: true,
+        remote_rtcp: None,
+        rtcp_mux: event == 96,
     }
 }
 

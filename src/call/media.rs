@@ -535,6 +535,8 @@ fn params_of(n: &Negotiated) -> Option<LegParams> {
         event_pt: n.telephone_event,
         send: n.direction.sends() && n.remote.is_some(),
         recv: n.direction.receives(),
+        remote_rtcp: n.remote_rtcp,
+        rtcp_mux: n.rtcp_mux,
     })
 }
 

@@ -210,6 +210,7 @@ fn run_thread(
 /// A port's sockets and reader tasks (kept while the process runs).
 struct LegIo {
     rtp: Rc<UdpSocket>,
+    rtcp: Rc<UdpSocket>,
     readers: [AbortHandle; 2],
 }
 
@@ -234,7 +235,8 @@ impl State {
         while let Some(t) = self.shard.poll_transmit() {
             match self.legs.get(&t.leg) {
                 Some(io) => {
-                    if io.rtp.try_send_to(&t.data, t.to).is_err() {
+                    let sock = if t.rtcp { &io.rtcp } else { &io.rtp };
+                    if sock.try_send_to(&t.data, t.to).is_err() {
                         self.send_errors += 1;
                     }
                 }
@@ -254,6 +256,7 @@ impl State {
         c("hotline_media_packets_transcoded_total", s.transcoded);
         c("hotline_media_packets_generated_total", s.generated);
         c("hotline_media_rtcp_received_total", s.rtcp);
+        c("hotline_media_rtcp_sent_total", s.rtcp_sent);
         c("hotline_media_latched_total", s.latched);
         c("hotline_media_rtp_timeouts_total", s.rtp_timeouts);
         for (reason, v) in [
@@ -271,6 +274,7 @@ impl State {
         c("hotline_media_send_errors_total", self.send_errors);
         metrics::gauge!("hotline_media_legs", "shard" => shard).set(self.shard.open_legs() as f64);
         self.latency.publish(time::now());
+        self.shard.set_wall_clock(time::now(), time::unix_now());
     }
 }
 
@@ -287,6 +291,8 @@ async fn shard_main(
         setup.seed,
         now,
     );
+    let mut shard = shard;
+    shard.set_wall_clock(now, time::unix_now());
     let state = Rc::new(RefCell::new(State {
         index: setup.index,
         shard,
@@ -341,12 +347,14 @@ fn command(state: &Rc<RefCell<State>>, msg: ShardMsg) {
                     let rtp = Rc::new(rtp);
                     let rtcp = Rc::new(rtcp);
                     let r1 = tokio::task::spawn_local(rtp_reader(leg, rtp.clone(), state.clone()));
-                    let r2 = tokio::task::spawn_local(rtcp_reader(leg, rtcp, state.clone()));
+                    let r2 =
+                        tokio::task::spawn_local(rtcp_reader(leg, rtcp.clone(), state.clone()));
                     let mut st = state.borrow_mut();
                     st.legs.insert(
                         leg,
                         LegIo {
                             rtp,
+                            rtcp,
                             readers: [r1.abort_handle(), r2.abort_handle()],
                         },
                     );
@@ -440,7 +448,12 @@ async fn rtcp_reader(leg: LegId, sock: Rc<UdpSocket>, state: Rc<RefCell<State>>)
     let mut buf = [0u8; MAX_DATAGRAM];
     loop {
         match sock.recv_from(&mut buf).await {
-            Ok((n, _)) => state.borrow_mut().shard.handle_rtcp(leg, &buf[..n]),
+            Ok((n, from)) => {
+                state
+                    .borrow_mut()
+                    .shard
+                    .handle_rtcp(leg, from, &buf[..n], time::now())
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(_) => {}
         }

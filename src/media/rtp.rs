@@ -426,6 +426,96 @@ pub fn check_rtcp(buf: &[u8]) -> Result<RtcpHeader, RtcpError> {
     Ok(h)
 }
 
+/// The sender half of an RTCP sender report (RFC 3550 §6.4.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SenderInfo {
+    /// NTP timestamp (seconds since 1900 in the high 32 bits, fraction in
+    /// the low 32).
+    pub ntp: u64,
+    /// The same instant on the RTP clock of the stream sent.
+    pub rtp_ts: u32,
+    /// Packets sent since the stream started (wrapping at 2^32).
+    pub packets: u32,
+    /// Payload octets sent (wrapping at 2^32).
+    pub octets: u32,
+}
+
+/// A report block (RFC 3550 §6.4.1) about one source we receive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReportBlock {
+    /// The source reported on.
+    pub ssrc: u32,
+    /// Fraction lost since the last report, in 1/256.
+    pub fraction_lost: u8,
+    /// Cumulative packets lost (signed 24 bits).
+    pub cumulative_lost: i32,
+    /// Extended highest sequence number received.
+    pub extended_highest_seq: u32,
+    /// Interarrival jitter, timestamp units.
+    pub jitter: u32,
+    /// Middle 32 bits of the NTP timestamp of the last SR from that
+    /// source (0 if none).
+    pub lsr: u32,
+    /// Delay since that SR, in 1/65536 s (0 if none).
+    pub dlsr: u32,
+}
+
+/// Write a compound RTCP packet into `out`: an SR (with `sender`) or an RR
+/// (without), with `block` if any, then an SDES with our CNAME (RFC 3550
+/// §6.1: every compound packet carries one).
+pub fn write_rtcp_report(
+    out: &mut Vec<u8>,
+    ssrc: u32,
+    sender: Option<SenderInfo>,
+    block: Option<ReportBlock>,
+    cname: &str,
+) {
+    let rc = u8::from(block.is_some());
+    let words = 1 + if sender.is_some() { 5 } else { 0 } + 6 * usize::from(rc);
+    out.push(0x80 | rc);
+    out.push(if sender.is_some() { 200 } else { 201 });
+    out.extend_from_slice(&((words as u16).to_be_bytes()));
+    out.extend_from_slice(&ssrc.to_be_bytes());
+    if let Some(si) = sender {
+        out.extend_from_slice(&si.ntp.to_be_bytes());
+        out.extend_from_slice(&si.rtp_ts.to_be_bytes());
+        out.extend_from_slice(&si.packets.to_be_bytes());
+        out.extend_from_slice(&si.octets.to_be_bytes());
+    }
+    if let Some(b) = block {
+        out.extend_from_slice(&b.ssrc.to_be_bytes());
+        let lost = (b.cumulative_lost.clamp(-0x80_0000, 0x7F_FFFF) as u32) & 0x00FF_FFFF;
+        out.extend_from_slice(&((u32::from(b.fraction_lost) << 24) | lost).to_be_bytes());
+        out.extend_from_slice(&b.extended_highest_seq.to_be_bytes());
+        out.extend_from_slice(&b.jitter.to_be_bytes());
+        out.extend_from_slice(&b.lsr.to_be_bytes());
+        out.extend_from_slice(&b.dlsr.to_be_bytes());
+    }
+    // SDES: one chunk, CNAME item, then a null item and padding to 32 bits.
+    let name = &cname.as_bytes()[..cname.len().min(255)];
+    let chunk = 4 + 2 + name.len() + 1;
+    let padded = chunk.div_ceil(4) * 4;
+    out.push(0x81);
+    out.push(202);
+    out.extend_from_slice(&((padded / 4) as u16).to_be_bytes());
+    out.extend_from_slice(&ssrc.to_be_bytes());
+    out.push(1);
+    out.push(name.len() as u8);
+    out.extend_from_slice(name);
+    out.resize(out.len() + (padded - chunk) + 1, 0);
+}
+
+/// The middle 32 bits of the NTP timestamp of a sender report at the head
+/// of a (checked) compound RTCP packet, with its sender's SSRC.
+pub fn sender_report_lsr(buf: &[u8]) -> Option<(u32, u32)> {
+    if buf.len() < 28 || buf[1] != 200 || buf[0] >> 6 != 2 {
+        return None;
+    }
+    let ssrc = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
+    let mid = u32::from_be_bytes([buf[10], buf[11], buf[12], buf[13]]);
+    Some((ssrc, mid))
+}
+
 /// RFC 3550 A.1: a sequence jump forward larger than this is not taken as
 /// loss but as a restart, confirmed by the next packet.
 pub const MAX_DROPOUT: u16 = 3000;
@@ -599,6 +689,13 @@ impl OutStream {
     /// The payload type a relayed `pt` goes out as.
     pub fn mapped_payload_type(&self, pt: u8) -> u8 {
         self.pt_map[usize::from(pt & 0x7f)]
+    }
+
+    /// The RTP timestamp of the stream at `now`, extrapolated from the last
+    /// packet sent (for a sender report); `None` before the first.
+    pub fn timestamp_at(&self, now: Instant) -> Option<u32> {
+        let l = self.last?;
+        Some(l.ts.wrapping_add(self.wall_samples(l.at, now) as u32))
     }
 
     /// The sequence number the next new packet will carry.

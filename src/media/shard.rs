@@ -102,6 +102,11 @@ pub struct LegParams {
     pub send: bool,
     /// We expect RTP on this leg (the peer sends): the RTP timeout applies.
     pub recv: bool,
+    /// Where the peer wants RTCP (its `a=rtcp`, else RTP port + 1; the RTP
+    /// address under rtcp-mux).
+    pub remote_rtcp: Option<SocketAddr>,
+    /// RTP and RTCP share the RTP port (RFC 5761).
+    pub rtcp_mux: bool,
 }
 
 /// Something to play into a leg.
@@ -296,8 +301,10 @@ pub enum MediaEvent {
 /// A generated packet to send.
 #[derive(Debug, Clone)]
 pub struct Transmit {
-    /// Send from this leg's RTP socket.
+    /// Send from this leg's socket.
     pub leg: LegId,
+    /// From the RTCP socket (port + 1) rather than the RTP one.
+    pub rtcp: bool,
     /// To.
     pub to: SocketAddr,
     /// The packet.
@@ -335,6 +342,8 @@ pub struct ShardStats {
     pub generated: u64,
     /// RTCP packets received (terminated, not relayed).
     pub rtcp: u64,
+    /// RTCP reports sent (an SR or RR with SDES, every 5 s per leg).
+    pub rtcp_sent: u64,
     /// Datagrams for a port with no open leg.
     pub unknown_leg: u64,
     /// Datagrams that are neither RTP nor RTCP.
@@ -392,6 +401,10 @@ struct Leg {
     timed_out: bool,
     play: Option<Playback>,
     digit_out: VecDeque<DigitOut>,
+    /// Where the peer's RTCP comes from (symmetric RTCP).
+    rtcp_from: Option<SocketAddr>,
+    /// The last sender report from the peer: NTP middle bits and arrival.
+    last_sr: Option<(u32, Instant)>,
 }
 
 impl Leg {
@@ -417,7 +430,17 @@ pub struct Shard {
     rng: Rng,
     stats: ShardStats,
     open: usize,
+    /// Unix time at an instant, for the NTP timestamps of sender reports.
+    wall: Option<(Instant, Duration)>,
+    /// Our RTCP CNAME (RFC 7022: random per shard run).
+    cname: String,
 }
+
+/// Ticks between two RTCP reports of a leg: 5 s (RFC 3550 §6.2 minimum).
+const REPORT_TICKS: u64 = 250;
+
+/// Seconds from 1900 (NTP) to 1970 (Unix).
+const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
 
 /// Timeouts are checked once a second, not every tick.
 const TIMEOUT_CHECK_TICKS: u64 = 50;
@@ -428,6 +451,8 @@ impl Shard {
         let slots = usize::from(last.saturating_sub(first) / 2) + 1;
         let mut legs = Vec::with_capacity(slots);
         legs.resize_with(slots, || None);
+        let mut rng = Rng::new(seed ^ 0x005E_ED0F_A0D1);
+        let cname = format!("{:016x}@hotline", rng.next_u64());
         Shard {
             config,
             first,
@@ -437,10 +462,28 @@ impl Shard {
             transmits: VecDeque::new(),
             next_tick: now + TICK,
             tick_count: 0,
-            rng: Rng::new(seed ^ 0x005E_ED0F_A0D1),
+            rng,
             stats: ShardStats::default(),
             open: 0,
+            wall: None,
+            cname,
         }
+    }
+
+    /// `unix` is the time since the Unix epoch at `now` (for the NTP
+    /// timestamps of sender reports; without it, SRs carry NTP 0).
+    pub fn set_wall_clock(&mut self, now: Instant, unix: Duration) {
+        self.wall = Some((now, unix));
+    }
+
+    fn ntp_at(&self, now: Instant) -> u64 {
+        let Some((at, unix)) = self.wall else {
+            return 0;
+        };
+        let t = unix + now.saturating_duration_since(at);
+        let secs = (t.as_secs() + NTP_UNIX_OFFSET) & 0xFFFF_FFFF;
+        let frac = (u64::from(t.subsec_nanos()) << 32) / 1_000_000_000;
+        (secs << 32) | frac
     }
 
     /// Counters.
@@ -629,6 +672,8 @@ impl Shard {
             timed_out: false,
             play: None,
             digit_out: VecDeque::new(),
+            rtcp_from: None,
+            last_sr: None,
         }));
         self.open += 1;
         self.stats.legs_opened += 1;
@@ -673,15 +718,23 @@ impl Shard {
 
     // ------------------------------------------------------------- packets --
 
-    /// RTCP received on a leg's RTCP port (port + 1): checked and counted;
-    /// the shard terminates RTCP (each leg is its own RTP session).
-    pub fn handle_rtcp(&mut self, leg: LegId, buf: &[u8]) {
-        if !self.has_leg(leg) {
+    /// RTCP received on a leg's RTCP port (port + 1) from `from`: checked
+    /// and counted; a sender report's timestamp is kept for our next
+    /// report's LSR/DLSR; the source is where our reports go (symmetric
+    /// RTCP). The shard terminates RTCP: each leg is its own RTP session.
+    pub fn handle_rtcp(&mut self, leg: LegId, from: SocketAddr, buf: &[u8], now: Instant) {
+        let Some(l) = self.slot(leg).and_then(|i| self.legs[i].as_deref_mut()) else {
             self.stats.unknown_leg += 1;
-        } else if rtp::check_rtcp(buf).is_ok() {
-            self.stats.rtcp += 1;
-        } else {
+            return;
+        };
+        if rtp::check_rtcp(buf).is_err() {
             self.stats.malformed += 1;
+            return;
+        }
+        self.stats.rtcp += 1;
+        l.rtcp_from = Some(from);
+        if let Some((_, mid)) = rtp::sender_report_lsr(buf) {
+            l.last_sr = Some((mid, now));
         }
     }
 
@@ -711,6 +764,9 @@ impl Shard {
             // rtcp-mux (RFC 5761): RTCP on the RTP port.
             if rtp::check_rtcp(pkt).is_ok() {
                 self.stats.rtcp += 1;
+                if let Some((_, mid)) = rtp::sender_report_lsr(pkt) {
+                    l.last_sr = Some((mid, now));
+                }
             } else {
                 self.stats.malformed += 1;
             }
@@ -838,6 +894,7 @@ impl Shard {
         while self.next_tick <= now {
             let at = self.next_tick;
             self.tick(at);
+            self.reports(at);
             self.next_tick = at + TICK;
             self.tick_count += 1;
             if self.tick_count.is_multiple_of(TIMEOUT_CHECK_TICKS) {
@@ -884,7 +941,12 @@ impl Shard {
                             data.extend_from_slice(&ev.payload);
                             l.rx.on_send(ev.payload.len());
                             self.stats.generated += 1;
-                            self.transmits.push_back(Transmit { leg, to, data });
+                            self.transmits.push_back(Transmit {
+                                leg,
+                                rtcp: false,
+                                to,
+                                data,
+                            });
                         }
                     }
                     (Some(_), _, _) => {}
@@ -924,11 +986,37 @@ impl Shard {
                     data.extend_from_slice(frame);
                     l.rx.on_send(FRAME_SAMPLES);
                     self.stats.generated += 1;
-                    self.transmits.push_back(Transmit { leg, to, data });
+                    self.transmits.push_back(Transmit {
+                        leg,
+                        rtcp: false,
+                        to,
+                        data,
+                    });
                 }
             }
         }
         self.mix(now);
+    }
+
+    /// RTCP reports of the legs whose turn it is: each leg every 5 s,
+    /// spread over the ticks by its slot.
+    fn reports(&mut self, now: Instant) {
+        // Slot i reports when (tick + i + REPORT_TICKS / 2) is a multiple of
+        // REPORT_TICKS: the legs' reports spread over the ticks (and none in
+        // the shard's first 2.5 s).
+        let phase = (self.tick_count + REPORT_TICKS / 2) % REPORT_TICKS;
+        let ntp = self.ntp_at(now);
+        let mut i = ((REPORT_TICKS - phase) % REPORT_TICKS) as usize;
+        while i < self.legs.len() {
+            let leg = self.first + 2 * i as u16;
+            if let Some(l) = self.legs[i].as_deref_mut() {
+                if let Some(t) = report(l, leg, now, ntp, &self.cname) {
+                    self.stats.rtcp_sent += 1;
+                    self.transmits.push_back(t);
+                }
+            }
+            i += REPORT_TICKS as usize;
+        }
     }
 
     fn mix(&mut self, now: Instant) {
@@ -956,7 +1044,12 @@ impl Shard {
                 data.extend_from_slice(&frame);
                 l.rx.on_send(FRAME_SAMPLES);
                 self.stats.generated += 1;
-                self.transmits.push_back(Transmit { leg, to, data });
+                self.transmits.push_back(Transmit {
+                    leg,
+                    rtcp: false,
+                    to,
+                    data,
+                });
             }
         }
     }
@@ -984,6 +1077,55 @@ impl Shard {
             }
         }
     }
+}
+
+/// A leg's RTCP report now: an SR if it has sent RTP, else an RR; a
+/// report block on what it received, if anything.
+fn report(l: &mut Leg, leg: LegId, now: Instant, ntp: u64, cname: &str) -> Option<Transmit> {
+    let p = l.params.as_ref()?;
+    let (to, rtcp) = if p.rtcp_mux {
+        (l.latched.or(p.remote)?, false)
+    } else {
+        (l.rtcp_from.or(p.remote_rtcp)?, true)
+    };
+    let (packets, octets) = l.rx.sent();
+    let sender = match (packets, l.out.timestamp_at(now)) {
+        (1.., Some(rtp_ts)) => Some(rtp::SenderInfo {
+            ntp,
+            rtp_ts,
+            packets: packets as u32,
+            octets: octets as u32,
+        }),
+        _ => None,
+    };
+    let block = l.rx.reception_report().map(|r| {
+        let (lsr, dlsr) = match l.last_sr {
+            Some((mid, at)) => {
+                let d = now.saturating_duration_since(at);
+                let units =
+                    d.as_secs() * 65_536 + u64::from(d.subsec_nanos()) * 65_536 / 1_000_000_000;
+                (mid, u32::try_from(units).unwrap_or(u32::MAX))
+            }
+            None => (0, 0),
+        };
+        rtp::ReportBlock {
+            ssrc: r.ssrc,
+            fraction_lost: r.fraction_lost,
+            cumulative_lost: r.cumulative_lost,
+            extended_highest_seq: r.extended_highest_seq,
+            jitter: r.jitter,
+            lsr,
+            dlsr,
+        }
+    });
+    let mut data = Vec::with_capacity(96);
+    rtp::write_rtcp_report(&mut data, l.out.ssrc(), sender, block, cname);
+    Some(Transmit {
+        leg,
+        rtcp,
+        to,
+        data,
+    })
 }
 
 /// Rewrite `pkt` for the peer leg `p`: payload type, transcoding, the

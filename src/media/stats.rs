@@ -204,6 +204,11 @@ impl RtpStats {
         RtpStats::default()
     }
 
+    /// Packets and payload octets sent so far.
+    pub fn sent(&self) -> (u64, u64) {
+        (self.packets_sent, self.octets_sent)
+    }
+
     /// Count one packet sent (`payload_len` octets of payload).
     pub fn on_send(&mut self, payload_len: usize) {
         self.packets_sent += 1;

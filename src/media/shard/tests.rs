@@ -35,6 +35,11 @@ fn params(remote: &str, codec: Codec, event_pt: Option<u8>) -> LegParams {
         event_pt,
         send: true,
         recv: true,
+        remote_rtcp: remote
+            .parse::<SocketAddr>()
+            .ok()
+            .map(|a| SocketAddr::new(a.ip(), a.port() + 1)),
+        rtcp_mux: false,
     }
 }
 
@@ -758,7 +763,7 @@ fn garbage_unknown_legs_and_rtcp_are_counted_never_relayed() {
     let rr = [0x80, 201, 0, 1, 0, 0, 0, 1];
     let (f, _) = feed(&mut s, A, "10.0.0.1:4000", rr.to_vec(), now);
     assert_eq!(f, Forward::Done);
-    s.handle_rtcp(A, &rr);
+    s.handle_rtcp(A, addr("10.0.0.1:4001"), &rr, now);
     let st = s.stats();
     assert_eq!((st.malformed, st.unknown_leg, st.rtcp), (1, 2, 2));
     assert_eq!(st.relayed, 0);
@@ -796,4 +801,118 @@ fn close_reports_statistics_and_frees_the_leg() {
     // B no longer relays anywhere.
     let (f, _) = feed(&mut s, B, "10.0.0.2:5000", voice(1, 0xB, Codec::Pcma), now);
     assert_eq!(f, Forward::Done);
+}
+
+/// The RTCP reports the shard sent within `secs` of virtual time after
+/// `start`, with whether they left from the RTCP socket.
+fn reports_until(s: &mut Shard, start: Instant, secs: u64) -> Vec<Transmit> {
+    let mut out = Vec::new();
+    let mut t = start;
+    while t < start + Duration::from_secs(secs) {
+        t += TICK;
+        s.handle_timeout(t);
+        out.extend(
+            transmits(s)
+                .into_iter()
+                .filter(|x| x.data.get(1).is_some_and(|b| (200..=201).contains(b))),
+        );
+    }
+    out
+}
+
+#[test]
+fn each_leg_sends_rtcp_reports_every_5_s_sr_when_sending_rr_when_only_receiving() {
+    let now = t0();
+    let mut s = connected(now);
+    s.set_wall_clock(now, Duration::from_secs(1_700_000_000));
+    // A talks for 1 s (one packet lost); B is silent. A→B is relayed.
+    for k in 1..=50u16 {
+        if k == 20 {
+            continue;
+        }
+        let _ = feed(
+            &mut s,
+            A,
+            "10.0.0.1:4000",
+            voice(k, 0xAAAA, Codec::Pcma),
+            now + ms(20 * u64::from(k)),
+        );
+    }
+    let reports = reports_until(&mut s, now, 11);
+    let of = |leg: LegId| -> Vec<&Transmit> { reports.iter().filter(|t| t.leg == leg).collect() };
+    // Two reports per leg in 11 s.
+    assert_eq!(of(A).len(), 2, "{reports:?}");
+    assert_eq!(of(B).len(), 2);
+    for t in &reports {
+        assert!(t.rtcp, "from the RTCP socket (no rtcp-mux)");
+        let h = rtp::check_rtcp(&t.data).expect("a valid compound packet");
+        assert_eq!(h.packets, 2, "report + SDES");
+    }
+    // A only received: an RR to A's RTCP address with a block on A's SSRC.
+    let a = &of(A)[0];
+    assert_eq!(a.to, addr("10.0.0.1:4001"));
+    assert_eq!(a.data[1], 201);
+    assert_eq!(a.data[0] & 0x1f, 1, "one report block");
+    let block = &a.data[8..32];
+    assert_eq!(
+        u32::from_be_bytes([block[0], block[1], block[2], block[3]]),
+        0xAAAA
+    );
+    let lost = u32::from_be_bytes([0, block[5], block[6], block[7]]);
+    assert_eq!(lost, 1, "cumulative lost");
+    // B sent what A said: an SR with the packet count and an NTP time.
+    let b = &of(B)[0];
+    assert_eq!(b.to, addr("10.0.0.2:5001"));
+    assert_eq!(b.data[1], 200);
+    let ntp_secs = u32::from_be_bytes([b.data[8], b.data[9], b.data[10], b.data[11]]);
+    // Unix 1,700,000,000 s + up to 11 s, in NTP seconds (since 1900).
+    assert!(
+        (3_908_988_800..=3_908_988_811).contains(&ntp_secs),
+        "{ntp_secs}"
+    );
+    let packets = u32::from_be_bytes([b.data[20], b.data[21], b.data[22], b.data[23]]);
+    assert_eq!(packets, 49);
+    assert!(b.data.windows(8).any(|w| w == b"@hotline"), "SDES CNAME");
+}
+
+#[test]
+fn a_peer_sender_report_is_answered_with_lsr_and_dlsr_at_its_source() {
+    let now = t0();
+    let mut s = connected(now);
+    let _ = feed(
+        &mut s,
+        A,
+        "10.0.0.1:4000",
+        voice(1, 0xAAAA, Codec::Pcma),
+        now,
+    );
+    // The peer's SR: NTP 0x11223344_55667788, from a NAT'd RTCP port.
+    let mut sr = vec![0x80, 200, 0, 6, 0, 0, 0xAA, 0xAA];
+    sr.extend_from_slice(&0x1122_3344_5566_7788u64.to_be_bytes());
+    sr.extend_from_slice(&[0; 12]);
+    s.handle_rtcp(A, addr("198.51.100.7:40001"), &sr, now + ms(100));
+    let reports = reports_until(&mut s, now, 6);
+    let a = reports.iter().find(|t| t.leg == A).expect("a report for A");
+    assert_eq!(a.to, addr("198.51.100.7:40001"), "symmetric RTCP");
+    let block = &a.data[8..32];
+    let lsr = u32::from_be_bytes([block[16], block[17], block[18], block[19]]);
+    let dlsr = u32::from_be_bytes([block[20], block[21], block[22], block[23]]);
+    assert_eq!(lsr, 0x3344_5566);
+    // Sent at some tick within the first 5 s, after the SR at 100 ms.
+    let elapsed = f64::from(dlsr) / 65_536.0;
+    assert!(elapsed > 0.0 && elapsed <= 5.0, "dlsr {elapsed} s");
+}
+
+#[test]
+fn with_rtcp_mux_reports_go_from_the_rtp_port_to_the_rtp_address() {
+    let now = t0();
+    let mut s = connected(now);
+    let mut p = params("10.0.0.1:4000", Codec::Pcma, Some(101));
+    p.rtcp_mux = true;
+    s.handle_command(MediaCommand::Update { leg: A, params: p }, now);
+    let reports = reports_until(&mut s, now, 6);
+    let a = reports.iter().find(|t| t.leg == A).expect("a report for A");
+    assert!(!a.rtcp);
+    assert_eq!(a.to, addr("10.0.0.1:4000"));
+    assert!(rtp::is_rtcp(&a.data), "demultiplexable from RTP (RFC 5761)");
 }
