@@ -23,6 +23,8 @@
 //!  delivery  which stored call record to post next, and when to retry
 //!            (per-call order, backoff with jitter, dead-letter); driven by
 //!            driver::webhook with the SQLite driver::outbox
+//!  ivr       IVR flows: graphs checked at load, a sans-IO Runner per call
+//!            (not yet wired into calls)
 //!  time, ids, rng, pii, config      leaves everyone may use
 //! ```
 //!
@@ -68,6 +70,7 @@ pub mod delivery;
 pub mod driver;
 pub mod gateway;
 pub mod ids;
+pub mod ivr;
 pub mod media;
 pub mod pii;
 pub mod rng;

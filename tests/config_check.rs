@@ -9,7 +9,12 @@
 //!   duration; duplicate route; bad number; missing and empty names) is
 //!   refused with an error naming the file, the 1-based line and column, the
 //!   key path, and what was expected or how to fix it;
-//! - the demo sets, and docs/config.md documents, every key the schema has.
+//! - the demo sets, and docs/config.md documents, every key the schema has;
+//! - each class of bad IVR flow (unknown prompt, node, target or kind, a key
+//!   the kind does not take, an unreachable node, a loop that never waits
+//!   for the caller, a menu without a timeout branch, min > max, a bad
+//!   schedule or option key) is refused naming `flows[i].nodes[j].<key>` and
+//!   the flow and node by name.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -732,7 +737,7 @@ fn demo_sets_and_docs_describe_every_key() {
     let top = schema_keys("");
     assert_eq!(
         top,
-        ["node", "sip", "api", "media", "webhooks", "trunks", "targets", "routes"]
+        ["node", "sip", "api", "media", "webhooks", "trunks", "targets", "routes", "flows"]
     );
     // The demo has no backend: [webhooks] is there as a comment, every key
     // in it.
@@ -760,6 +765,7 @@ fn demo_sets_and_docs_describe_every_key() {
         ("trunks", "[[trunks]]"),
         ("targets", "[[targets]]"),
         ("routes", "[[routes]]"),
+        ("flows", "[[flows]]"),
     ] {
         assert!(
             docs.contains(&format!("`{header}`")),
@@ -783,5 +789,297 @@ fn demo_sets_and_docs_describe_every_key() {
                 "docs/config.md does not describe {section}.{key}"
             );
         }
+    }
+}
+
+#[test]
+fn demo_flow_nodes_set_and_docs_describe_every_node_key() {
+    let demo_text = match std::fs::read_to_string(root().join("configs/demo.toml")) {
+        Ok(t) => t,
+        Err(e) => panic!("configs/demo.toml: {e}"),
+    };
+    let demo: toml::Table = match toml::from_str(&demo_text) {
+        Ok(t) => t,
+        Err(e) => panic!("configs/demo.toml: {e}"),
+    };
+    let docs = match std::fs::read_to_string(root().join("docs/config.md")) {
+        Ok(t) => t,
+        Err(e) => panic!("docs/config.md: {e}"),
+    };
+    assert!(docs.contains("`[[flows.nodes]]`"));
+    // A node sets only its kind's keys, so the demo covers the schema
+    // across all its nodes.
+    let mut set = std::collections::BTreeSet::new();
+    let Some(toml::Value::Array(flows)) = demo.get("flows") else {
+        panic!("demo.toml has no [[flows]]");
+    };
+    for flow in flows {
+        let Some(toml::Value::Array(nodes)) = flow.get("nodes") else {
+            panic!("a demo flow without [[flows.nodes]]");
+        };
+        for node in nodes {
+            if let toml::Value::Table(t) = node {
+                set.extend(t.keys().cloned());
+            }
+        }
+    }
+    for key in schema_keys("[[flows]]\n[[flows.nodes]]") {
+        assert!(set.contains(&key), "no demo node sets flows.nodes.{key}");
+        assert!(
+            docs.contains(&format!("`{key}`")),
+            "docs/config.md does not describe flows.nodes.{key}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------- IVR flows
+
+#[test]
+fn demo_flows_follow_the_demo_contract() {
+    use hotline::ivr::{Action, Input, LocalTime, Runner, Weekday};
+    let demo = config::demo();
+    let names: Vec<&str> = demo.flows.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["12345-intake", "12320-dialect", "utility-faults"]);
+    // 12345: greeting, recording notice, queue "general"; no menu.
+    let Some(intake) = demo.flow("12345-intake") else {
+        panic!("no 12345 flow");
+    };
+    let t0 = hotline::time::now();
+    let local = LocalTime::new(Weekday::Mon, 10, 0);
+    let mut r = Runner::new(std::sync::Arc::clone(intake), t0);
+    let step = |r: &mut Runner, input| {
+        r.handle_input(input, t0, local);
+        std::iter::from_fn(|| r.poll_action()).collect::<Vec<_>>()
+    };
+    let played = |a: &[Action]| match a {
+        [Action::Play { prompt, .. }] => prompt.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(played(&step(&mut r, Input::Started)), "greeting");
+    let done = Input::PlaybackDone { interrupted: false };
+    assert_eq!(played(&step(&mut r, done)), "recording_notice");
+    match step(&mut r, done).as_slice() {
+        [Action::Queue { queue, .. }] => assert_eq!(queue, "general"),
+        other => panic!("{other:?}"),
+    }
+    // 12320: '2' during the menu prompt queues with the Cantonese skill.
+    let Some(dialect) = demo.flow("12320-dialect") else {
+        panic!("no dialect flow");
+    };
+    let mut r = Runner::new(std::sync::Arc::clone(dialect), t0);
+    step(&mut r, Input::Started);
+    match step(&mut r, Input::Digit('2')).as_slice() {
+        [Action::StopPlay, Action::Queue {
+            queue,
+            skills,
+            tags,
+            ..
+        }] => {
+            assert_eq!(
+                (queue.as_str(), skills.as_slice()),
+                ("health", &["cantonese".to_owned()][..])
+            );
+            assert_eq!(tags.get("dialect").map(String::as_str), Some("cantonese"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A file with the target "water" and one flow of `nodes` (TOML text,
+/// `[[flows.nodes]]` tables), entry "a".
+fn flow_file(nodes: &str) -> String {
+    format!(
+        "[node]\nname = \"n\"\n\
+         [[targets]]\nname = \"water\"\naddress = \"192.0.2.20:5060\"\n\
+         [[flows]]\nname = \"f\"\nentry = \"a\"\n{nodes}"
+    )
+}
+
+/// The flow is refused: the error names `key`, says `message` (which must
+/// name the flow) and helps with `help`.
+fn flow_refused(nodes: &str, key: &str, message: &str, help: &str) {
+    let text = flow_file(nodes);
+    let e = match config::parse(&text, "t.toml") {
+        Ok(_) => panic!("should be refused:\n{text}"),
+        Err(e) => e,
+    };
+    assert_eq!(e.key.as_deref(), Some(key), "{e}");
+    assert!(e.line.is_some(), "{e}");
+    assert!(
+        e.message.contains("flow \"f\""),
+        "{e}\nshould name the flow"
+    );
+    assert!(e.message.contains(message), "{e}\nshould say: {message}");
+    assert!(
+        e.help.as_deref().is_some_and(|h| h.contains(help)),
+        "{e}\nhelp should say: {help}"
+    );
+}
+
+const N: &str = "[[flows.nodes]]\n";
+
+#[test]
+fn a_good_flow_loads() {
+    let text = flow_file(&format!(
+        "{N}name = \"a\"\nkind = \"play\"\nprompt = \"greeting\"\nnext = \"b\"\n\
+         {N}name = \"b\"\nkind = \"transfer\"\ntarget = \"water\"\n"
+    ));
+    match config::parse(&text, "t.toml") {
+        Ok(c) => assert_eq!(c.flows[0].nodes.len(), 2),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[test]
+fn flow_unknown_prompt_is_refused() {
+    flow_refused(
+        &format!("{N}name = \"a\"\nkind = \"play\"\nprompt = \"welcome\"\nnext = \"a\"\n"),
+        "flows[0].nodes[0].prompt",
+        "node \"a\": unknown prompt \"welcome\"",
+        "recording_notice",
+    );
+}
+
+#[test]
+fn flow_unknown_node_and_entry_are_refused() {
+    flow_refused(
+        &format!("{N}name = \"a\"\nkind = \"goto\"\nnext = \"zz\"\n"),
+        "flows[0].nodes[0].next",
+        "unknown node \"zz\"",
+        "name one of this flow's nodes (a)",
+    );
+    flow_refused(
+        &format!("{N}name = \"b\"\nkind = \"hangup\"\n"),
+        "flows[0].entry",
+        "unknown node \"a\"",
+        "(b)",
+    );
+}
+
+#[test]
+fn flow_unknown_target_is_refused() {
+    flow_refused(
+        &format!("{N}name = \"a\"\nkind = \"transfer\"\ntarget = \"gas\"\n"),
+        "flows[0].nodes[0].target",
+        "unknown target \"gas\"",
+        "known targets: water",
+    );
+}
+
+#[test]
+fn flow_unreachable_node_is_refused() {
+    flow_refused(
+        &format!("{N}name = \"a\"\nkind = \"hangup\"\n{N}name = \"b\"\nkind = \"hangup\"\n"),
+        "flows[0].nodes[1].name",
+        "node \"b\" cannot be reached",
+        "remove it",
+    );
+}
+
+#[test]
+fn flow_loop_without_input_is_refused() {
+    flow_refused(
+        &format!(
+            "{N}name = \"a\"\nkind = \"set_tag\"\nkey = \"k\"\nvalue = \"v\"\nnext = \"b\"\n\
+             {N}name = \"b\"\nkind = \"goto\"\nnext = \"a\"\n"
+        ),
+        "flows[0].nodes[1].next",
+        "a loop that never waits for the caller: a -> b -> a",
+        "play, menu or collect",
+    );
+}
+
+#[test]
+fn flow_menu_without_timeout_is_refused() {
+    flow_refused(
+        &format!(
+            "{N}name = \"a\"\nkind = \"menu\"\nprompt = \"survey\"\noptions = {{ 1 = \"b\" }}\n\
+             {N}name = \"b\"\nkind = \"hangup\"\n"
+        ),
+        "flows[0].nodes[0].timeout",
+        "node \"a\": missing key",
+        "a menu needs a timeout branch",
+    );
+}
+
+#[test]
+fn flow_menu_bad_option_key_is_refused() {
+    flow_refused(
+        &format!(
+            "{N}name = \"a\"\nkind = \"menu\"\nprompt = \"survey\"\n\
+             options = {{ 12 = \"a\" }}\ntimeout = \"a\"\n"
+        ),
+        "flows[0].nodes[0].options.12",
+        "option \"12\" is not one DTMF key",
+        "0-9, *, #",
+    );
+}
+
+#[test]
+fn flow_collect_min_above_max_is_refused() {
+    flow_refused(
+        &format!(
+            "{N}name = \"a\"\nkind = \"collect\"\nprompt = \"greeting\"\nmin = 6\nmax = 4\n\
+             next = \"b\"\nfail = \"b\"\n{N}name = \"b\"\nkind = \"hangup\"\n"
+        ),
+        "flows[0].nodes[0].min",
+        "min (6) is greater than max (4)",
+        "fewest",
+    );
+}
+
+#[test]
+fn flow_key_of_another_kind_and_unknown_kind_are_refused() {
+    flow_refused(
+        &format!("{N}name = \"a\"\nkind = \"hangup\"\ntimeout_secs = 5\n"),
+        "flows[0].nodes[0].timeout_secs",
+        "`timeout_secs` does not apply to a hangup node",
+        "a hangup node takes: cause",
+    );
+    flow_refused(
+        &format!("{N}name = \"a\"\nkind = \"menue\"\n"),
+        "flows[0].nodes[0].kind",
+        "unknown kind \"menue\"",
+        "did you mean \"menu\"?",
+    );
+    flow_refused(
+        &format!("{N}name = \"a\"\n"),
+        "flows[0].nodes[0].kind",
+        "missing key",
+        "kind is one of: play, menu",
+    );
+}
+
+#[test]
+fn flow_bad_schedule_is_refused() {
+    flow_refused(
+        &format!(
+            "{N}name = \"a\"\nkind = \"hours\"\nschedule = [\"Mon-Fri 08:30-17:30\", \"Sat 9-12\"]\n\
+             open = \"b\"\nclosed = \"b\"\n{N}name = \"b\"\nkind = \"hangup\"\n"
+        ),
+        "flows[0].nodes[0].schedule[1]",
+        "invalid window \"Sat 9-12\"",
+        "Mon-Fri 08:30-17:30",
+    );
+}
+
+#[test]
+fn flow_out_of_range_timeout_and_duplicate_flow_are_refused() {
+    flow_refused(
+        &format!(
+            "{N}name = \"a\"\nkind = \"collect\"\nprompt = \"greeting\"\n\
+             first_digit_timeout_secs = 0\nnext = \"a\"\nfail = \"a\"\n"
+        ),
+        "flows[0].nodes[0].first_digit_timeout_secs",
+        "",
+        "the default is 5",
+    );
+    let text = format!(
+        "{}[[flows]]\nname = \"f\"\nentry = \"a\"\n{N}name = \"a\"\nkind = \"hangup\"\n",
+        flow_file(&format!("{N}name = \"a\"\nkind = \"hangup\"\n"))
+    );
+    match config::parse(&text, "t.toml") {
+        Ok(_) => panic!("a duplicate flow name should be refused"),
+        Err(e) => assert_eq!(e.key.as_deref(), Some("flows[1].name"), "{e}"),
     }
 }

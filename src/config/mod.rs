@@ -34,6 +34,7 @@ mod validate;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -41,6 +42,8 @@ use toml::de::DeTable;
 
 pub use cidr::{Cidr, CidrError};
 pub use error::ConfigError;
+
+use crate::ivr::Flow;
 
 use raw::RawConfig;
 use source::Source;
@@ -131,6 +134,9 @@ pub struct Config {
     pub targets: Vec<Target>,
     /// `[[routes]]`: dialled number -> target, in file order.
     pub routes: Vec<Route>,
+    /// `[[flows]]`: IVR flows, validated ([`crate::ivr::Flow::validate`]),
+    /// in file order. Not attached to routes or run on calls yet.
+    pub flows: Vec<Arc<Flow>>,
 }
 
 impl Config {
@@ -143,6 +149,12 @@ impl Config {
             .iter()
             .find(|r| r.number == number)
             .or_else(|| self.routes.iter().find(|r| r.is_default()))
+    }
+
+    /// The IVR flow called `name`.
+    #[must_use]
+    pub fn flow(&self, name: &str) -> Option<&Arc<Flow>> {
+        self.flows.iter().find(|f| f.name == name)
     }
 
     /// The target called `name`.

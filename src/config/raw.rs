@@ -25,6 +25,8 @@ pub(super) struct RawConfig {
     pub targets: Vec<RawTarget>,
     #[serde(default)]
     pub routes: Vec<RawRoute>,
+    #[serde(default)]
+    pub flows: Vec<RawFlow>,
 }
 
 /// `[node]`
@@ -153,6 +155,98 @@ pub(super) struct RawTarget {
 pub(super) struct RawRoute {
     pub number: Option<String>,
     pub target: Option<String>,
+}
+
+/// One `[[flows]]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table ([[flows]])")]
+pub(super) struct RawFlow {
+    pub name: Option<String>,
+    pub entry: Option<String>,
+    #[serde(default)]
+    pub nodes: Vec<RawFlowNode>,
+}
+
+/// One `[[flows.nodes]]` table: every kind's keys, optional here; which
+/// apply to which `kind` is checked in `validate.rs`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table ([[flows.nodes]])")]
+pub(super) struct RawFlowNode {
+    pub name: Option<String>,
+    pub kind: Option<String>,
+    pub prompt: Option<String>,
+    pub barge_in: Option<bool>,
+    pub next: Option<String>,
+    pub options: Option<std::collections::BTreeMap<String, String>>,
+    #[serde(default, deserialize_with = "seconds")]
+    pub timeout_secs: Option<u64>,
+    pub timeout: Option<String>,
+    pub invalid: Option<String>,
+    #[serde(default, deserialize_with = "count")]
+    pub retries: Option<u64>,
+    #[serde(default, deserialize_with = "count")]
+    pub min: Option<u64>,
+    #[serde(default, deserialize_with = "count")]
+    pub max: Option<u64>,
+    pub terminator: Option<String>,
+    #[serde(default, deserialize_with = "seconds")]
+    pub first_digit_timeout_secs: Option<u64>,
+    #[serde(default, deserialize_with = "seconds")]
+    pub inter_digit_timeout_secs: Option<u64>,
+    pub key: Option<String>,
+    pub value: Option<String>,
+    pub fail: Option<String>,
+    pub queue: Option<String>,
+    pub skills: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "count")]
+    pub priority: Option<u64>,
+    pub target: Option<String>,
+    pub schedule: Option<Vec<String>>,
+    pub open: Option<String>,
+    pub closed: Option<String>,
+    pub cause: Option<String>,
+}
+
+impl RawFlowNode {
+    /// The keys this table sets, in schema order.
+    pub fn present(&self) -> Vec<&'static str> {
+        let keys = [
+            ("prompt", self.prompt.is_some()),
+            ("barge_in", self.barge_in.is_some()),
+            ("next", self.next.is_some()),
+            ("options", self.options.is_some()),
+            ("timeout_secs", self.timeout_secs.is_some()),
+            ("timeout", self.timeout.is_some()),
+            ("invalid", self.invalid.is_some()),
+            ("retries", self.retries.is_some()),
+            ("min", self.min.is_some()),
+            ("max", self.max.is_some()),
+            ("terminator", self.terminator.is_some()),
+            (
+                "first_digit_timeout_secs",
+                self.first_digit_timeout_secs.is_some(),
+            ),
+            (
+                "inter_digit_timeout_secs",
+                self.inter_digit_timeout_secs.is_some(),
+            ),
+            ("key", self.key.is_some()),
+            ("value", self.value.is_some()),
+            ("fail", self.fail.is_some()),
+            ("queue", self.queue.is_some()),
+            ("skills", self.skills.is_some()),
+            ("priority", self.priority.is_some()),
+            ("target", self.target.is_some()),
+            ("schedule", self.schedule.is_some()),
+            ("open", self.open.is_some()),
+            ("closed", self.closed.is_some()),
+            ("cause", self.cause.is_some()),
+        ];
+        keys.iter()
+            .filter(|(_, set)| *set)
+            .map(|(k, _)| *k)
+            .collect()
+    }
 }
 
 /// A non-negative integer whose `expecting` names its unit, so a wrong type

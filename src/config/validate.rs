@@ -3,14 +3,17 @@
 //! Each check returns the first problem as a [`ConfigError`] naming the key
 //! path; [`Source`] turns the path into a line.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::ivr::{self, Flow, NodeKind, Schedule};
+
 use super::raw::{
-    RawApi, RawConfig, RawMedia, RawNode, RawNumberRule, RawRoute, RawSip, RawTarget, RawTrunk,
-    RawWebhooks,
+    RawApi, RawConfig, RawFlow, RawFlowNode, RawMedia, RawNode, RawNumberRule, RawRoute, RawSip,
+    RawTarget, RawTrunk, RawWebhooks,
 };
 use super::source::{closest, Source};
 use super::{
@@ -37,6 +40,7 @@ pub(super) fn validate(raw: RawConfig, src: &Source<'_>) -> Result<Config> {
     let targets = targets(raw.targets, &sip, src)?;
     let routes = routes(raw.routes, &targets, src)?;
     routes_stay_reachable(&trunks, &routes, src)?;
+    let flows = flows(raw.flows, &targets, src)?;
     Ok(Config {
         origin: src.origin().to_owned(),
         node,
@@ -47,6 +51,7 @@ pub(super) fn validate(raw: RawConfig, src: &Source<'_>) -> Result<Config> {
         trunks,
         targets,
         routes,
+        flows,
     })
 }
 
@@ -1158,4 +1163,333 @@ fn secs(
     max: u64,
 ) -> Result<Duration> {
     ranged(src, key, raw, default, min, max, "seconds").map(Duration::from_secs)
+}
+
+/// The keys each node kind takes besides `name` and `kind`: (kind,
+/// required, optional).
+const NODE_KEYS: [(&str, &[&str], &[&str]); 9] = [
+    ("play", &["prompt", "next"], &["barge_in"]),
+    (
+        "menu",
+        &["prompt", "options", "timeout"],
+        &["barge_in", "timeout_secs", "invalid", "retries"],
+    ),
+    (
+        "collect",
+        &["prompt", "next", "fail"],
+        &[
+            "barge_in",
+            "min",
+            "max",
+            "terminator",
+            "first_digit_timeout_secs",
+            "inter_digit_timeout_secs",
+            "retries",
+            "key",
+        ],
+    ),
+    ("queue", &["queue"], &["skills", "priority"]),
+    ("transfer", &["target"], &[]),
+    ("set_tag", &["key", "value", "next"], &[]),
+    ("hours", &["open", "closed"], &["schedule"]),
+    ("hangup", &[], &["cause"]),
+    ("goto", &["next"], &[]),
+];
+
+/// `[[flows]]`: each flow's nodes read per kind, then [`Flow::validate`]
+/// against the shipped prompts and the targets (queue names are not
+/// checked: there is no queue table yet).
+fn flows(raw: Vec<RawFlow>, targets: &[Target], src: &Source<'_>) -> Result<Vec<Arc<Flow>>> {
+    let mut names: HashMap<String, usize> = HashMap::new();
+    let target_names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
+    let mut flows = Vec::with_capacity(raw.len());
+    for (i, f) in raw.into_iter().enumerate() {
+        let path = format!("flows[{i}]");
+        let name = name(
+            src,
+            &format!("{path}.name"),
+            f.name,
+            "every [[flows]] table needs a name, e.g. name = \"12345-intake\"",
+        )?;
+        unique(src, &mut names, "flows", i, &name)?;
+        let Some(entry) = f.entry else {
+            return Err(src.error(
+                &format!("{path}.entry"),
+                format!("flow \"{name}\": missing key"),
+                Some("name the node a call starts at, e.g. entry = \"greeting\"".to_owned()),
+            ));
+        };
+        let mut nodes = Vec::with_capacity(f.nodes.len());
+        for (j, n) in f.nodes.into_iter().enumerate() {
+            nodes.push(flow_node(src, &name, &format!("{path}.nodes[{j}]"), n)?);
+        }
+        let flow = Flow::new(name, entry, nodes);
+        if let Err(e) = flow.validate(&ivr::PROMPTS, None, &target_names) {
+            let (key, who) = match &e.node {
+                Some((j, node)) => (
+                    format!("{path}.nodes[{j}].{}", e.key),
+                    format!("flow \"{}\", node \"{node}\"", e.flow),
+                ),
+                None => (format!("{path}.{}", e.key), format!("flow \"{}\"", e.flow)),
+            };
+            return Err(src.error(&key, format!("{who}: {}", e.message), e.help));
+        }
+        flows.push(Arc::new(flow));
+    }
+    Ok(flows)
+}
+
+/// One `[[flows.nodes]]` table at `path` of flow `flow`.
+fn flow_node(src: &Source<'_>, flow: &str, path: &str, raw: RawFlowNode) -> Result<ivr::Node> {
+    let node = name(
+        src,
+        &format!("{path}.name"),
+        raw.name.clone(),
+        "every node needs a name other nodes refer to it by, e.g. name = \"greeting\"",
+    )
+    .map_err(|e| ConfigError {
+        message: format!("flow \"{flow}\": {}", e.message),
+        ..e
+    })?;
+    let who = format!("flow \"{flow}\", node \"{node}\"");
+    node_kind(src, path, raw)
+        .map_err(|e| ConfigError {
+            message: format!("{who}: {}", e.message),
+            ..e
+        })
+        .map(|kind| ivr::Node { name: node, kind })
+}
+
+/// The kind-specific keys of a node table at `path`.
+fn node_kind(src: &Source<'_>, path: &str, raw: RawFlowNode) -> Result<NodeKind> {
+    let kinds: Vec<&str> = NODE_KEYS.iter().map(|(k, _, _)| *k).collect();
+    let kinds_help = format!("kind is one of: {}", kinds.join(", "));
+    let Some(kind) = raw.kind.clone() else {
+        return Err(src.error(
+            &format!("{path}.kind"),
+            "missing key".to_owned(),
+            Some(kinds_help),
+        ));
+    };
+    let Some((_, required, optional)) = NODE_KEYS.iter().find(|(k, _, _)| *k == kind) else {
+        let mut help = kinds_help;
+        if let Some(near) = closest(&kind, &kinds) {
+            help = format!("did you mean \"{near}\"? {help}");
+        }
+        return Err(src.error(
+            &format!("{path}.kind"),
+            format!("unknown kind \"{kind}\""),
+            Some(help),
+        ));
+    };
+    let takes = || {
+        let all: Vec<&str> = required.iter().chain(optional.iter()).copied().collect();
+        if all.is_empty() {
+            format!("a {kind} node takes no keys besides name and kind")
+        } else {
+            format!("a {kind} node takes: {}", all.join(", "))
+        }
+    };
+    for key in raw.present() {
+        if !required.contains(&key) && !optional.contains(&key) {
+            return Err(src.error(
+                &format!("{path}.{key}"),
+                format!("`{key}` does not apply to a {kind} node"),
+                Some(takes()),
+            ));
+        }
+    }
+    let need = |key: &str, value: Option<String>| -> Result<String> {
+        value.ok_or_else(|| {
+            let help = if kind == "menu" && key == "timeout" {
+                "a menu needs a timeout branch: a caller who presses nothing (many cannot or \
+                 will not use keys) must still be served, e.g. timeout = \"default-queue\""
+                    .to_owned()
+            } else {
+                takes()
+            };
+            src.error(
+                &format!("{path}.{key}"),
+                "missing key".to_owned(),
+                Some(help),
+            )
+        })
+    };
+    let key_of = |k: &str| format!("{path}.{k}");
+    let small = |k: &str, v: Option<u64>, default: u64, min: u64, max: u64, unit: &str| {
+        ranged(src, &key_of(k), v, default, min, max, unit).map(|n| n as u8)
+    };
+    let checked_name =
+        |k: &str, v: String| -> Result<String> { name(src, &key_of(k), Some(v), "") };
+    let kind = match kind.as_str() {
+        "play" => NodeKind::Play {
+            prompt: need("prompt", raw.prompt)?,
+            barge_in: raw.barge_in.unwrap_or(false),
+            next: need("next", raw.next)?,
+        },
+        "menu" => {
+            let mut options = BTreeMap::new();
+            for (digit, to) in need_options(src, path, raw.options)? {
+                let mut chars = digit.chars();
+                let d = match (chars.next(), chars.next()) {
+                    (Some(d), None) if ivr::is_dtmf(d) => d,
+                    _ => {
+                        return Err(src.error(
+                            &format!("{path}.options.{}", option_key(&digit)),
+                            format!("option \"{digit}\" is not one DTMF key"),
+                            Some("options are single keys: 0-9, *, #, A-D, e.g. options = { 1 = \"mandarin\", 2 = \"cantonese\" }".to_owned()),
+                        ))
+                    }
+                };
+                options.insert(d, to);
+            }
+            let timeout = need("timeout", raw.timeout)?;
+            NodeKind::Menu {
+                prompt: need("prompt", raw.prompt)?,
+                barge_in: raw.barge_in.unwrap_or(true),
+                options,
+                timeout_after: secs(src, &key_of("timeout_secs"), raw.timeout_secs, 5, 1, 60)?,
+                invalid: raw.invalid.unwrap_or_else(|| timeout.clone()),
+                timeout,
+                retries: small("retries", raw.retries, 1, 0, 9, "replays")?,
+            }
+        }
+        "collect" => {
+            let min = small("min", raw.min, 1, 1, 32, "digits")?;
+            let max = small("max", raw.max, 32, 1, 32, "digits")?;
+            let terminator = match raw.terminator.as_deref() {
+                None => Some('#'),
+                Some("") => None,
+                Some(t) => {
+                    let mut chars = t.chars();
+                    match (chars.next(), chars.next()) {
+                        (Some(c), None) if ivr::is_dtmf(c) => Some(c),
+                        _ => {
+                            return Err(src.error(
+                                &key_of("terminator"),
+                                format!("terminator \"{t}\" is not one DTMF key"),
+                                Some("use \"#\" (the default), \"*\", or \"\" for none".to_owned()),
+                            ))
+                        }
+                    }
+                }
+            };
+            NodeKind::Collect {
+                prompt: need("prompt", raw.prompt)?,
+                barge_in: raw.barge_in.unwrap_or(true),
+                min,
+                max,
+                terminator,
+                first_digit_timeout: secs(
+                    src,
+                    &key_of("first_digit_timeout_secs"),
+                    raw.first_digit_timeout_secs,
+                    5,
+                    1,
+                    60,
+                )?,
+                inter_digit_timeout: secs(
+                    src,
+                    &key_of("inter_digit_timeout_secs"),
+                    raw.inter_digit_timeout_secs,
+                    3,
+                    1,
+                    60,
+                )?,
+                retries: small("retries", raw.retries, 1, 0, 9, "replays")?,
+                tag: raw.key.map(|k| checked_name("key", k)).transpose()?,
+                next: need("next", raw.next)?,
+                fail: need("fail", raw.fail)?,
+            }
+        }
+        "queue" => {
+            let queue = checked_name("queue", need("queue", raw.queue)?)?;
+            let mut skills = Vec::new();
+            for (s, skill) in raw.skills.unwrap_or_default().into_iter().enumerate() {
+                skills.push(checked_name(&format!("skills[{s}]"), skill)?);
+            }
+            NodeKind::Queue {
+                queue,
+                skills,
+                priority: small(
+                    "priority",
+                    raw.priority,
+                    0,
+                    0,
+                    9,
+                    "(higher is served first)",
+                )?,
+            }
+        }
+        "transfer" => NodeKind::Transfer {
+            target: need("target", raw.target)?,
+        },
+        "set_tag" => NodeKind::SetTag {
+            key: checked_name("key", need("key", raw.key)?)?,
+            value: need("value", raw.value)?,
+            next: need("next", raw.next)?,
+        },
+        "hours" => {
+            let schedule = match raw.schedule {
+                None => Schedule::Always,
+                Some(entries) => Schedule::parse(&entries).map_err(|(s, message)| {
+                    let key = if entries.is_empty() {
+                        key_of("schedule")
+                    } else {
+                        key_of(&format!("schedule[{s}]"))
+                    };
+                    src.error(&key, message, Some(ivr::SCHEDULE_HELP.to_owned()))
+                })?,
+            };
+            NodeKind::Hours {
+                schedule,
+                open: need("open", raw.open)?,
+                closed: need("closed", raw.closed)?,
+            }
+        }
+        "hangup" => NodeKind::Hangup {
+            cause: raw.cause.map(|c| checked_name("cause", c)).transpose()?,
+        },
+        _ => NodeKind::Goto {
+            next: need("next", raw.next)?,
+        },
+    };
+    Ok(kind)
+}
+
+/// A menu's `options`, which must be there and not empty.
+fn need_options(
+    src: &Source<'_>,
+    path: &str,
+    raw: Option<BTreeMap<String, String>>,
+) -> Result<BTreeMap<String, String>> {
+    match raw {
+        Some(o) if !o.is_empty() => Ok(o),
+        other => Err(src.error(
+            &format!("{path}.options"),
+            if other.is_some() {
+                "a menu without options"
+            } else {
+                "missing key"
+            },
+            Some(
+                "give digit -> node choices, e.g. options = { 1 = \"mandarin\", 2 = \"cantonese\" }"
+                    .to_owned(),
+            ),
+        )),
+    }
+}
+
+/// A menu option as a key path segment: bare if TOML allows it bare, else
+/// quoted (as `source.rs` renders paths).
+fn option_key(key: &str) -> String {
+    let bare = !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if bare {
+        key.to_owned()
+    } else {
+        format!("{key:?}")
+    }
 }
