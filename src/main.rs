@@ -135,11 +135,14 @@ fn check_config(file: &Path) -> ExitCode {
     match config::load(file) {
         Ok(c) => {
             println!(
-                "{}: ok ({} trunks, {} targets, {} routes)",
+                "{}: ok ({} trunks, {} targets, {} routes, {} flows; RTP ports {}-{})",
                 file.display(),
                 c.trunks.len(),
                 c.targets.len(),
-                c.routes.len()
+                c.routes.len(),
+                c.flows.len(),
+                c.media.port_min,
+                c.media.port_max
             );
             ExitCode::SUCCESS
         }

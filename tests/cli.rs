@@ -41,7 +41,8 @@ fn check_config_accepts_the_demo() {
     assert!(
         stdout.contains(" trunks, ")
             && stdout.contains(" targets, ")
-            && stdout.contains(" routes)"),
+            && stdout.contains(" routes, ")
+            && stdout.contains(" flows; RTP ports 16384-32767)"),
         "{stdout}"
     );
 }
