@@ -36,6 +36,7 @@ pairs=(
   "options|options-responder-uas.xml|options-uac.xml"
   "early-media|early-media-uas.xml|early-media-uac.xml -d 300"
   "load|load-uas.xml|load-uac.xml"
+  "inband-dtmf|basic-call-uas.xml|inband-dtmf-uac.xml -d 500"
 )
 
 pass=0; fail=0; failed=()
@@ -47,6 +48,9 @@ for pair in "${pairs[@]}"; do
   uas_port=$((base_port + 2 * i))
   uac_port=$((uas_port + 1))
   d="$work/$name"; mkdir -p "$d"
+  # inband-dtmf-uac.xml streams this file (raw A-law); here: 0.4 s of
+  # silence (0xD5), the test writes real tones.
+  head -c 3200 /dev/zero | tr '\0' '\325' >"$d/inband-dtmf.al"
   read -r -a uas_args <<<"$uas"
   read -r -a uac_args <<<"$uac"
   # The UAS answers exactly one call, then exits.

@@ -217,3 +217,61 @@ fn silence_on_both_legs_ends_the_call_after_the_rtp_timeout() {
         "{body}"
     );
 }
+
+/// DTMF as tones in the audio (a carrier without RFC 4733): 1, 5, 9, #,
+/// each 100 ms at about -12 dBm0 per tone, 300 ms apart, as raw A-law.
+fn inband_tones() -> Vec<u8> {
+    let tones: [(char, f64, f64); 4] = [
+        ('1', 697.0, 1209.0),
+        ('5', 770.0, 1336.0),
+        ('9', 852.0, 1477.0),
+        ('#', 941.0, 1477.0),
+    ];
+    let mut pcm: Vec<i16> = vec![0; 4000]; // 0.5 s of silence first
+    for (_, lo, hi) in tones {
+        for n in 0..800 {
+            let t = f64::from(n) / 8000.0;
+            let x = 6000.0 * (2.0 * std::f64::consts::PI * lo * t).sin()
+                + 6000.0 * (2.0 * std::f64::consts::PI * hi * t).sin();
+            pcm.push(x as i16);
+        }
+        pcm.extend(std::iter::repeat_n(0i16, 1600));
+    }
+    pcm.iter()
+        .map(|&s| audio_codec_algorithms::encode_alaw(s))
+        .collect()
+}
+
+#[test]
+fn inband_dtmf_tones_are_detected_once_each() {
+    require_sipp();
+    let dir = TestDir::new("inband_dtmf_tones_are_detected_once_each");
+    std::fs::write(dir.join("inband-dtmf.al"), inband_tones()).expect("write tones");
+    let gw = Gateway::start(
+        &dir,
+        GatewayConfig {
+            rust_log: "info,hotline::dtmf=debug".into(),
+            ..GatewayConfig::new()
+        },
+    );
+    let uas = Sipp::uas("uas", "basic-call-uas.xml", gw.config.target_port);
+    let uac = Sipp::uac("uac", "inband-dtmf-uac.xml", gw.sip_addr()).pause_ms(3000);
+    common::e2e::call_through(&dir, &gw, &uas, &uac);
+    let digits = detected_digits(&gw);
+    let caller: Vec<(&str, &str)> = digits
+        .iter()
+        .filter(|(side, _, _)| side == "A")
+        .map(|(_, d, s)| (d.as_str(), s.as_str()))
+        .collect();
+    assert_eq!(
+        caller,
+        [
+            ("1", "inband"),
+            ("5", "inband"),
+            ("9", "inband"),
+            ("#", "inband")
+        ],
+        "detected: {digits:?}\n{}",
+        gw.diagnostics()
+    );
+}
