@@ -104,6 +104,9 @@ pub fn uuid_v7(unix_ms: u64, rng: &mut Rng) -> String {
     )
 }
 
+/// The kind of the sealed call record, a call's last item.
+pub const RECORD_KIND: &str = "call.record";
+
 /// One item for the outbox: the body is final JSON (signed as is).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordItem {
@@ -384,7 +387,7 @@ impl RecordBuilder {
             segments: self.segments.clone(),
         };
         let body = serde_json::to_string(&record).unwrap_or_default();
-        let item = self.item("call.record", body);
+        let item = self.item(RECORD_KIND, body);
         vec![ended, item]
     }
 
