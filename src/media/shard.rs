@@ -904,7 +904,6 @@ impl Shard {
     }
 
     fn tick(&mut self, now: Instant) {
-        let mut scratch = [0u8; MAX_GENERATED];
         for i in 0..self.legs.len() {
             let Some(l) = self.legs[i].as_deref_mut() else {
                 continue;
@@ -935,19 +934,11 @@ impl Shard {
                         let h = l
                             .out
                             .generated_event(pt, start, u32::from(ev.duration), now);
-                        if let Ok(n) = h.write(&mut scratch) {
-                            let mut data = Vec::with_capacity(n + ev.payload.len());
-                            data.extend_from_slice(&scratch[..n]);
-                            data.extend_from_slice(&ev.payload);
-                            l.rx.on_send(ev.payload.len());
-                            self.stats.generated += 1;
-                            self.transmits.push_back(Transmit {
-                                leg,
-                                rtcp: false,
-                                to,
-                                data,
-                            });
-                        }
+                        let out = Out {
+                            transmits: &mut self.transmits,
+                            stats: &mut self.stats,
+                        };
+                        out.emit(&mut l.rx, leg, to, h, &ev.payload);
                     }
                     (Some(_), _, _) => {}
                     (None, _, _) => {
@@ -980,19 +971,11 @@ impl Shard {
             play.pos += 1;
             if let Some(to) = dest {
                 let h = l.out.generated(pt, FRAME_SAMPLES as u32, now);
-                if let Ok(n) = h.write(&mut scratch) {
-                    let mut data = Vec::with_capacity(n + FRAME_SAMPLES);
-                    data.extend_from_slice(&scratch[..n]);
-                    data.extend_from_slice(frame);
-                    l.rx.on_send(FRAME_SAMPLES);
-                    self.stats.generated += 1;
-                    self.transmits.push_back(Transmit {
-                        leg,
-                        rtcp: false,
-                        to,
-                        data,
-                    });
-                }
+                let out = Out {
+                    transmits: &mut self.transmits,
+                    stats: &mut self.stats,
+                };
+                out.emit(&mut l.rx, leg, to, h, frame);
             }
         }
         self.mix(now);
@@ -1027,9 +1010,11 @@ impl Shard {
         for m in self.confs.values_mut() {
             outs.extend(m.mix().map(|(id, f)| (id, *f)));
         }
-        let mut scratch = [0u8; MAX_GENERATED];
         for (leg, pcm) in outs {
-            let Some(l) = self.leg_mut(leg) else { continue };
+            let Some(i) = self.slot(leg) else { continue };
+            let Some(l) = self.legs[i].as_deref_mut() else {
+                continue;
+            };
             if l.play.is_some() || !l.digit_out.is_empty() {
                 continue;
             }
@@ -1038,19 +1023,11 @@ impl Shard {
             };
             let frame = params.codec.encode_frame(&pcm);
             let h = l.out.generated(params.voice_pt, FRAME_SAMPLES as u32, now);
-            if let Ok(n) = h.write(&mut scratch) {
-                let mut data = Vec::with_capacity(n + FRAME_SAMPLES);
-                data.extend_from_slice(&scratch[..n]);
-                data.extend_from_slice(&frame);
-                l.rx.on_send(FRAME_SAMPLES);
-                self.stats.generated += 1;
-                self.transmits.push_back(Transmit {
-                    leg,
-                    rtcp: false,
-                    to,
-                    data,
-                });
-            }
+            let out = Out {
+                transmits: &mut self.transmits,
+                stats: &mut self.stats,
+            };
+            out.emit(&mut l.rx, leg, to, h, &frame);
         }
     }
 
@@ -1076,6 +1053,40 @@ impl Shard {
                 });
             }
         }
+    }
+}
+
+/// Where generated packets go (the shard's queue and counters, borrowed
+/// beside one leg).
+struct Out<'a> {
+    transmits: &'a mut VecDeque<Transmit>,
+    stats: &'a mut ShardStats,
+}
+
+impl Out<'_> {
+    /// Queue a packet the shard made: `h`'s header, then `payload`, from
+    /// `leg`'s RTP socket to `to`, counted on the leg and the shard.
+    fn emit(
+        self,
+        rx: &mut RtpStats,
+        leg: LegId,
+        to: SocketAddr,
+        h: rtp::GenHeader,
+        payload: &[u8],
+    ) {
+        let mut data = vec![0u8; rtp::HEADER_LEN + payload.len()];
+        if h.write(&mut data).is_err() {
+            return;
+        }
+        data[rtp::HEADER_LEN..].copy_from_slice(payload);
+        rx.on_send(payload.len());
+        self.stats.generated += 1;
+        self.transmits.push_back(Transmit {
+            leg,
+            rtcp: false,
+            to,
+            data,
+        });
     }
 }
 
