@@ -24,7 +24,7 @@ use super::g711;
 use super::inband::InbandDetector;
 use super::mixer::Mixer;
 use super::rfc4733::{DtmfReceiver, DtmfSender};
-use super::rtp::{self, OutStream, Relayed, Rtp, RtpMut};
+use super::rtp::{self, OutStream, Relayed, Rtp};
 use super::stats::{EModel, LegStats, RtpStats};
 use super::tone::ToneSignal;
 use super::wav::Prompt;
@@ -772,14 +772,16 @@ impl Shard {
             }
             return Forward::Done;
         }
-        let (pt, marker, seq, ts, ssrc, payload_len) = match Rtp::parse(pkt) {
+        // The one parse of this packet on the way through: the relay below
+        // works on the payload range it finds (padding excluded).
+        let (pt, marker, seq, ts, ssrc, payload) = match Rtp::parse(pkt) {
             Ok(p) => (
                 p.payload_type(),
                 p.marker(),
                 p.sequence(),
                 p.timestamp(),
                 p.ssrc(),
-                p.payload().len(),
+                p.header_len()..p.header_len() + p.payload().len(),
             ),
             Err(_) => {
                 self.stats.malformed += 1;
@@ -816,7 +818,7 @@ impl Shard {
         self.stats.received += 1;
         l.last_rx = Some(now);
         l.timed_out = false;
-        l.rx.on_receive(now, ssrc, seq, ts, payload_len);
+        l.rx.on_receive(now, ssrc, seq, ts, payload.len());
 
         let is_event = if pt == voice_pt {
             false
@@ -826,10 +828,9 @@ impl Shard {
             self.stats.unknown_pt += 1;
             return Forward::Done;
         };
-        let payload_at = pkt.len() - payload_len;
         let mut barge = false;
         if is_event {
-            let _ = l.dtmf.handle_packet(ts, marker, &pkt[payload_at..], now);
+            let _ = l.dtmf.handle_packet(ts, marker, &pkt[payload.clone()], now);
             while let Some(d) = l.dtmf.poll_digit() {
                 self.stats.digits += 1;
                 barge |= l.play.as_ref().is_some_and(|p| p.barge_in);
@@ -841,7 +842,7 @@ impl Shard {
             }
         } else if l.inband.is_some() || l.conf.is_some() {
             let mut pcm = [0i16; FRAME_SAMPLES];
-            for chunk in pkt[payload_at..].chunks(FRAME_SAMPLES) {
+            for chunk in pkt[payload.clone()].chunks(FRAME_SAMPLES) {
                 let n = chunk.len();
                 for (dst, &code) in pcm.iter_mut().zip(chunk) {
                     *dst = codec.decode_sample(code);
@@ -883,7 +884,7 @@ impl Shard {
             self.stats.not_forwarded += 1;
             return Forward::Done;
         };
-        relay_into(p, pkt, is_event, codec, now, peer, &mut self.stats)
+        relay_into(p, pkt, payload, is_event, codec, now, peer, &mut self.stats)
     }
 
     // --------------------------------------------------------------- ticks --
@@ -1139,12 +1140,14 @@ fn report(l: &mut Leg, leg: LegId, now: Instant, ntp: u64, cname: &str) -> Optio
     })
 }
 
-/// Rewrite `pkt` for the peer leg `p`: payload type, transcoding, the
-/// peer's continuous stream (SSRC, sequence, timestamp).
+/// Rewrite `pkt` (its payload at `payload`, as parsed by the caller) for
+/// the peer leg `p`: payload type, transcoding, the peer's continuous
+/// stream (SSRC, sequence, timestamp).
 #[allow(clippy::too_many_arguments)]
 fn relay_into(
     p: &mut Leg,
     pkt: &mut [u8],
+    payload: std::ops::Range<usize>,
     is_event: bool,
     codec: Codec,
     now: Instant,
@@ -1179,22 +1182,18 @@ fn relay_into(
         pp.voice_pt
     };
     let peer_codec = pp.codec;
-    let payload_len = {
-        let Ok(mut m) = RtpMut::parse(pkt) else {
-            stats.malformed += 1;
-            return Forward::Done;
-        };
-        m.set_payload_type(out_pt);
-        if !is_event && peer_codec != codec {
-            let payload = m.payload_mut();
-            match codec {
-                Codec::Pcma => g711::transcode_alaw_to_ulaw(payload),
-                Codec::Pcmu => g711::transcode_ulaw_to_alaw(payload),
-            }
-            stats.transcoded += 1;
+    let payload_len = payload.len();
+    // The payload type is the low 7 bits of byte 1 (RFC 3550 §5.1); the
+    // packet was parsed already, so no second parse for it.
+    pkt[1] = (pkt[1] & 0x80) | (out_pt & 0x7f);
+    if !is_event && peer_codec != codec {
+        let body = &mut pkt[payload];
+        match codec {
+            Codec::Pcma => g711::transcode_alaw_to_ulaw(body),
+            Codec::Pcmu => g711::transcode_ulaw_to_alaw(body),
         }
-        m.payload().len()
-    };
+        stats.transcoded += 1;
+    }
     match p.out.relay(pkt, now) {
         Ok(Relayed::Send) => {
             p.rx.on_send(payload_len);

@@ -46,6 +46,11 @@ pub const SDP_ANSWER: &str = "v=0\r\no=phone 2 2 IN IP4 203.0.113.20\r\ns=-\r\nc
 
 /// The Sim's configuration: one trunk, one destination, two routes.
 pub fn sim_config(extra: &str) -> Config {
+    sim_config_text("", extra)
+}
+
+/// [`sim_config`] with `trunk_keys` in the trunk's table.
+fn sim_config_text(trunk_keys: &str, extra: &str) -> Config {
     let text = format!(
         r#"
 [node]
@@ -59,6 +64,7 @@ listen = "127.0.0.1:8080"
 [[trunks]]
 name = "carrier"
 sources = ["198.51.100.0/24"]
+{trunk_keys}
 [[targets]]
 name = "phone"
 address = "{DEST}"
@@ -950,31 +956,5 @@ pub fn has_header(text: &str, kind: Hdr) -> bool {
 /// The Sim's configuration with `trunk_keys` added to its trunk "carrier"
 /// (e.g. `max_cps = 2`) and `extra` appended, like [`sim_config`].
 pub fn sim_config_with_trunk(trunk_keys: &str, extra: &str) -> Config {
-    let text = format!(
-        r#"
-[node]
-name = "sim"
-shutdown_grace_secs = 30
-[sip]
-listen = "{GW}"
-ring_timeout_secs = 60
-[api]
-listen = "127.0.0.1:8080"
-[[trunks]]
-name = "carrier"
-sources = ["198.51.100.0/24"]
-{trunk_keys}
-[[targets]]
-name = "phone"
-address = "{DEST}"
-[[routes]]
-number = "12345"
-target = "phone"
-{extra}
-"#
-    );
-    match config::parse(&text, "<sim>") {
-        Ok(c) => c,
-        Err(e) => panic!("sim config: {e}"),
-    }
+    sim_config_text(trunk_keys, extra)
 }

@@ -916,3 +916,51 @@ fn with_rtcp_mux_reports_go_from_the_rtp_port_to_the_rtp_address() {
     assert_eq!(a.to, addr("10.0.0.1:4000"));
     assert!(rtp::is_rtcp(&a.data), "demultiplexable from RTP (RFC 5761)");
 }
+
+/// `pkt` with RTP padding (RFC 3550 §5.1: P bit, `n` bytes, the last one
+/// the count).
+fn padded(mut pkt: Vec<u8>, n: u8) -> Vec<u8> {
+    pkt[0] |= 0x20;
+    pkt.extend(std::iter::repeat_n(0xEE, usize::from(n) - 1));
+    pkt.push(n);
+    pkt
+}
+
+#[test]
+fn padded_packets_are_read_and_transcoded_at_their_payload_not_their_padding() {
+    let now = t0();
+    let mut s = connected(now);
+    s.handle_command(
+        MediaCommand::Update {
+            leg: B,
+            params: params("10.0.0.2:5000", Codec::Pcmu, Some(96)),
+        },
+        now,
+    );
+    // A telephone-event with 4 bytes of padding is still digit 3.
+    let _ = feed(
+        &mut s,
+        A,
+        "10.0.0.1:4000",
+        padded(event(101, true, 1, 160, 3, true, 320), 4),
+        now,
+    );
+    assert_eq!(digits(&mut s), vec!['3']);
+    // A padded PCMA frame: the 160 payload bytes are transcoded, the
+    // padding is left as it was.
+    let inp = padded(voice(2, 0xA, Codec::Pcma), 8);
+    let (f, out) = feed(&mut s, A, "10.0.0.1:4000", inp.clone(), now + ms(20));
+    assert!(matches!(
+        f,
+        Forward::Send {
+            leg: B,
+            len: 180,
+            ..
+        }
+    ));
+    assert_eq!(header(&out).0, 0);
+    for (a, u) in inp[12..172].iter().zip(&out[12..172]) {
+        assert_eq!(*u, g711::alaw_to_ulaw(*a));
+    }
+    assert_eq!(&out[172..], &inp[172..]);
+}
