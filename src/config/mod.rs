@@ -43,7 +43,7 @@ use toml::de::DeTable;
 pub use cidr::{Cidr, CidrError};
 pub use error::ConfigError;
 
-use crate::ivr::Flow;
+use crate::ivr::{Flow, Prompts, Schedule};
 
 use raw::RawConfig;
 use source::Source;
@@ -135,8 +135,21 @@ pub struct Config {
     /// `[[routes]]`: dialled number -> target, in file order.
     pub routes: Vec<Route>,
     /// `[[flows]]`: IVR flows, validated ([`crate::ivr::Flow::validate`]),
-    /// in file order. Not attached to routes or run on calls yet.
+    /// in file order.
     pub flows: Vec<Arc<Flow>>,
+    /// `[prompts]`: the shipped announcements, with those of `dir` added
+    /// or put in their place (loaded and checked at load).
+    pub prompts: Arc<Prompts>,
+    /// `[[tenants]]`: the centres sharing this platform, in file order.
+    pub tenants: Vec<Tenant>,
+    /// `[[lines]]`: the hotline numbers answered here, in file order.
+    pub lines: Vec<Line>,
+    /// `[[queues]]`: where `queue` nodes hand calls, in file order.
+    pub queues: Vec<Queue>,
+    /// `[survey]`: the five-level satisfaction survey.
+    pub survey: Survey,
+    /// `[blocklist]`: callers answered with an announcement and hung up.
+    pub blocklist: Blocklist,
 }
 
 impl Config {
@@ -155,6 +168,26 @@ impl Config {
     #[must_use]
     pub fn flow(&self, name: &str) -> Option<&Arc<Flow>> {
         self.flows.iter().find(|f| f.name == name)
+    }
+
+    /// The line for a dialled number (already normalised by its trunk),
+    /// matched exactly. Lines are looked up before routes; a number is
+    /// never both (validated).
+    #[must_use]
+    pub fn line(&self, number: &str) -> Option<&Line> {
+        self.lines.iter().find(|l| l.number == number)
+    }
+
+    /// The tenant called `name`.
+    #[must_use]
+    pub fn tenant(&self, name: &str) -> Option<&Tenant> {
+        self.tenants.iter().find(|t| t.name == name)
+    }
+
+    /// The queue called `name`.
+    #[must_use]
+    pub fn queue(&self, name: &str) -> Option<&Queue> {
+        self.queues.iter().find(|q| q.name == name)
     }
 
     /// The target called `name`.
@@ -504,6 +537,151 @@ impl Route {
     pub fn is_default(&self) -> bool {
         self.number == Self::DEFAULT
     }
+}
+
+/// `[[tenants]]`: one centre of the platform ("one platform, tiered use":
+/// a province hub, its cities, their counties). Each has its own lines,
+/// flows, queues and (with the ACD) agents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenant {
+    /// Unique name.
+    pub name: String,
+    /// The tenant above this one in the tree (validated: exists, no cycle).
+    pub parent: Option<String>,
+    /// The tenant's local time is UTC plus this many minutes (China:
+    /// +480). For opening hours and `hours` nodes.
+    pub utc_offset_minutes: i32,
+    /// When the tenant's lines are open ([`Schedule::Always`] = 7×24).
+    pub hours: Schedule,
+    /// Its parent takes calls its queues overflow (used by the ACD).
+    pub overflow_to_parent: bool,
+}
+
+/// How a line relates to 12345 (DOMAIN.md, "the three merge modes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LineMode {
+    /// 12345 itself.
+    Main,
+    /// A kept department number whose seats moved into 12345: its calls
+    /// enter the tenant's queues with the line's skills.
+    Dual,
+    /// A kept number whose department kept its own seats here.
+    DualRetained,
+    /// A cancelled number still routed by carriers: an announcement, then
+    /// the 12345 flow, tagged with the old line's topic.
+    Merged,
+}
+
+impl LineMode {
+    /// The config and label form: `main`, `dual`, `dual_retained`, `merged`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LineMode::Main => "main",
+            LineMode::Dual => "dual",
+            LineMode::DualRetained => "dual_retained",
+            LineMode::Merged => "merged",
+        }
+    }
+}
+
+impl fmt::Display for LineMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `[[lines]]`: a dialled number answered by the gateway, with its tenant
+/// and mode, carried through the whole call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    /// The dialled number as normalised by the trunks' rules (unique; never
+    /// also a route's number).
+    pub number: String,
+    /// Name of its [`Tenant`].
+    pub tenant: String,
+    /// Its mode.
+    pub mode: LineMode,
+    /// The flow its calls run: for `merged`, the `into` line's flow with
+    /// the announcement played first (built at load).
+    pub flow: Arc<Flow>,
+    /// `merged`: the line whose flow the call continues into.
+    pub into: Option<String>,
+    /// Tag `topic` set on every call of the line (a merged line's old
+    /// topic, a dual line's department).
+    pub topic: Option<String>,
+    /// Skills added to every queue the flow hands a call of this line to.
+    pub skills: Vec<String>,
+    /// Added to the queue priority of this line's calls (the sum capped at 9).
+    pub priority: u8,
+    /// Whether calls run the satisfaction survey when the agent hangs up
+    /// first.
+    pub survey: bool,
+    /// The flow run when the tenant is closed ([`Tenant::hours`]); required
+    /// when the tenant keeps hours.
+    pub closed_flow: Option<Arc<Flow>>,
+}
+
+/// `[[queues]]`: where `queue` nodes hand calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queue {
+    /// Unique name (what `queue` nodes name).
+    pub name: String,
+    /// Name of its [`Tenant`].
+    pub tenant: String,
+    /// Until the gateway's own agents (the ACD) take the queue: the
+    /// [`Target`] its calls are delivered to, e.g. the existing contact
+    /// centre's hunt group.
+    pub target: String,
+}
+
+/// `[survey]`: the five-level satisfaction survey (好差评) run on the
+/// caller's leg when the agent hangs up first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Survey {
+    /// The question ("press 1 very satisfied … 5 very dissatisfied").
+    pub prompt: String,
+    /// Played after a valid key, before the hang-up.
+    pub thanks: String,
+    /// Wait for a key after the question.
+    pub timeout: Duration,
+    /// Replays of the question after a key outside 1–5.
+    pub retries: u8,
+}
+
+/// `[blocklist]`: callers refused with an announcement (harassment,
+/// 恶意骚扰).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Blocklist {
+    /// Caller numbers in [`caller_key`] form.
+    pub numbers: Vec<String>,
+    /// The announcement played before the hang-up.
+    pub prompt: String,
+}
+
+impl Blocklist {
+    /// Whether `caller` (as the carrier presented it) is listed.
+    #[must_use]
+    pub fn contains(&self, caller: &str) -> bool {
+        let key = caller_key(caller);
+        !key.is_empty() && self.numbers.iter().any(|n| *n == key)
+    }
+}
+
+/// A caller number in the form block lists compare: separators removed,
+/// and a leading `+86` or `0086` (China's country code) removed, so
+/// `+86 138-0013-8000`, `008613800138000` and `13800138000` are one caller.
+#[must_use]
+pub fn caller_key(caller: &str) -> String {
+    let s = strip_separators(caller);
+    for cc in ["+86", "0086"] {
+        if let Some(rest) = s.strip_prefix(cc) {
+            if !rest.is_empty() {
+                return rest.to_owned();
+            }
+        }
+    }
+    s
 }
 
 #[cfg(test)]

@@ -52,6 +52,20 @@ pub(super) fn validate(raw: RawConfig, src: &Source<'_>) -> Result<Config> {
         targets,
         routes,
         flows,
+        prompts: Arc::new(crate::ivr::Prompts::shipped()),
+        tenants: Vec::new(),
+        lines: Vec::new(),
+        queues: Vec::new(),
+        survey: super::Survey {
+            prompt: "survey".to_owned(),
+            thanks: "thank_you".to_owned(),
+            timeout: Duration::from_secs(10),
+            retries: 1,
+        },
+        blocklist: super::Blocklist {
+            numbers: Vec::new(),
+            prompt: "blocked".to_owned(),
+        },
     })
 }
 

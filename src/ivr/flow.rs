@@ -230,6 +230,27 @@ pub struct LocalTime {
 }
 
 impl LocalTime {
+    /// The local time `unix_secs` after the Unix epoch in a zone
+    /// `utc_offset_minutes` east of UTC (China: +480).
+    #[must_use]
+    pub fn from_unix(unix_secs: u64, utc_offset_minutes: i32) -> Self {
+        let local = i64::try_from(unix_secs).unwrap_or(i64::MAX / 2)
+            + i64::from(utc_offset_minutes) * 60;
+        let days = local.div_euclid(86_400);
+        let minute = u16::try_from(local.rem_euclid(86_400) / 60).unwrap_or(0);
+        // 1970-01-01 was a Thursday.
+        let weekday = match (days + 3).rem_euclid(7) {
+            0 => Weekday::Mon,
+            1 => Weekday::Tue,
+            2 => Weekday::Wed,
+            3 => Weekday::Thu,
+            4 => Weekday::Fri,
+            5 => Weekday::Sat,
+            _ => Weekday::Sun,
+        };
+        Self { weekday, minute }
+    }
+
     /// `weekday` at `hour:minute` (clamped to 23:59).
     #[must_use]
     pub fn new(weekday: Weekday, hour: u8, minute: u8) -> Self {

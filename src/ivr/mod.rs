@@ -30,13 +30,13 @@
 //! | `hangup` | ends the call | — |
 //! | `goto` | jumps | `next` |
 //!
-//! **Not wired into calls yet**: the B2BUA does not run flows; flows are
-//! validated at load so a config that will run them later is checked now.
-//! The wiring (routes naming a flow, `Action::Play` becoming
-//! `media::MediaCommand::Play`, `media::MediaEvent::Digit` / `PlaybackDone`
-//! becoming [`Input`]s) comes with the call layer.
+//! The B2BUA runs a line's flow on every call to it (`call::b2bua`):
+//! [`Action::Play`] becomes a `media::MediaCommand::Play` into the caller's
+//! leg, `media::MediaEvent::Digit` / `PlaybackDone` become [`Input`]s.
+//! The satisfaction survey is a flow too ([`survey_flow`]).
 
 mod flow;
+mod prompts;
 mod runner;
 
 #[cfg(test)]
@@ -45,7 +45,11 @@ mod tests;
 pub use flow::{
     is_dtmf, Flow, FlowError, LocalTime, Node, NodeKind, Schedule, Weekday, Window, SCHEDULE_HELP,
 };
+pub use prompts::{PromptDirError, Prompts};
 pub use runner::{Action, Input, Runner};
+
+use std::collections::BTreeMap;
+use std::time::Duration;
 
 /// The shipped prompts (`prompts/*.wav`, see prompts/README.md): the names a
 /// flow's `prompt` keys may use.
@@ -61,3 +65,95 @@ pub const PROMPTS: [&str; 7] = [
 
 /// The hangup cause when a runner meets a broken (unvalidated) flow.
 pub const FLOW_ERROR: &str = "flow_error";
+
+/// The tag a survey flow sets to the level pressed (`"1"`..`"5"`).
+pub const SURVEY_TAG: &str = "survey";
+/// Hangup cause of a survey nobody answered in time.
+pub const SURVEY_TIMEOUT: &str = "survey_timeout";
+/// Hangup cause of a survey answered with invalid keys only.
+pub const SURVEY_INVALID: &str = "survey_invalid";
+
+/// The five-level survey (DOMAIN.md): the question, one key 1–5 (a wrong
+/// key replays it up to `retries` times), then thanks and hang-up. The
+/// level is [`SURVEY_TAG`]; no key ends with [`SURVEY_TIMEOUT`], wrong keys
+/// only with [`SURVEY_INVALID`].
+#[must_use]
+pub fn survey_flow(prompt: &str, thanks: &str, timeout: Duration, retries: u8) -> Flow {
+    let mut options = BTreeMap::new();
+    let mut nodes = Vec::new();
+    for level in 1..=5u8 {
+        let digit = char::from(b'0' + level);
+        options.insert(digit, format!("level-{level}"));
+        nodes.push(Node {
+            name: format!("level-{level}"),
+            kind: NodeKind::SetTag {
+                key: SURVEY_TAG.to_owned(),
+                value: level.to_string(),
+                next: "thanks".to_owned(),
+            },
+        });
+    }
+    nodes.insert(
+        0,
+        Node {
+            name: "question".to_owned(),
+            kind: NodeKind::Menu {
+                prompt: prompt.to_owned(),
+                barge_in: true,
+                options,
+                timeout_after: timeout,
+                timeout: "no-key".to_owned(),
+                invalid: "invalid".to_owned(),
+                retries,
+            },
+        },
+    );
+    nodes.extend([
+        Node {
+            name: "thanks".to_owned(),
+            kind: NodeKind::Play {
+                prompt: thanks.to_owned(),
+                barge_in: false,
+                next: "bye".to_owned(),
+            },
+        },
+        Node {
+            name: "bye".to_owned(),
+            kind: NodeKind::Hangup { cause: None },
+        },
+        Node {
+            name: "no-key".to_owned(),
+            kind: NodeKind::Hangup {
+                cause: Some(SURVEY_TIMEOUT.to_owned()),
+            },
+        },
+        Node {
+            name: "invalid".to_owned(),
+            kind: NodeKind::Hangup {
+                cause: Some(SURVEY_INVALID.to_owned()),
+            },
+        },
+    ]);
+    Flow::new("survey", "question", nodes)
+}
+
+/// The node a flow built by [`with_announcement`] starts at (not a valid
+/// config node name, so it cannot clash with one).
+pub const ANNOUNCEMENT_NODE: &str = "~announcement";
+
+/// `flow` with `prompt` played first, without barge-in (a merged line's
+/// "this number is now 12345" before the 12345 flow).
+#[must_use]
+pub fn with_announcement(flow: &Flow, prompt: &str, name: &str) -> Flow {
+    let mut nodes = Vec::with_capacity(flow.nodes.len() + 1);
+    nodes.push(Node {
+        name: ANNOUNCEMENT_NODE.to_owned(),
+        kind: NodeKind::Play {
+            prompt: prompt.to_owned(),
+            barge_in: false,
+            next: flow.entry.clone(),
+        },
+    });
+    nodes.extend(flow.nodes.iter().cloned());
+    Flow::new(name, ANNOUNCEMENT_NODE, nodes)
+}
