@@ -64,6 +64,8 @@ pub enum Reason {
     CallGuard(CallId),
     /// A trunk's OPTIONS keepalive is due (index into `config.trunks`).
     Keepalive(usize),
+    /// A flow on the call waits for a key or a timer.
+    Flow(CallId),
     /// Nothing scheduled; wake on input.
     Idle,
 }
@@ -145,6 +147,7 @@ impl Gateway {
             let reason = match wake {
                 Wake::Ring(call) => Reason::RingTimeout(call),
                 Wake::Keepalive(trunk) => Reason::Keepalive(trunk),
+                Wake::Ivr(call) => Reason::Flow(call),
             };
             (at, reason)
         });

@@ -22,9 +22,11 @@ use crate::sip::transaction::{Peer, Transactions, TsxEvent};
 use crate::sip::transport::{host_literal, Transport};
 use crate::time::{Instant, Soonest, TimerQueue};
 use bytes::Bytes;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
+
+mod flow;
 
 /// Methods we implement, for `Allow` (RFC 3261 §20.5).
 pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, MESSAGE";
@@ -81,6 +83,8 @@ pub struct B2bua {
     by_tsx: HashMap<TsxId, (CallId, Role)>,
     by_dialog: HashMap<(String, String), (CallId, Side)>,
     ring: TimerQueue<CallId>,
+    /// Deadlines of the flows running on calls.
+    ivr_timers: TimerQueue<CallId>,
     ids: IdGen,
     rng: Rng,
     draining: bool,
@@ -108,6 +112,8 @@ pub enum Wake {
     Ring(CallId),
     /// The OPTIONS keepalive of trunk `config.trunks[i]` is due.
     Keepalive(usize),
+    /// A flow on this call waits for a key or a timer.
+    Ivr(CallId),
 }
 
 fn outcome_label(cause: &EndCause) -> &'static str {
@@ -123,6 +129,9 @@ fn outcome_label(cause: &EndCause) -> &'static str {
         EndCause::Draining => "draining",
         EndCause::RtpTimeout(_) => "rtp_timeout",
         EndCause::MediaFailed => "media_failed",
+        EndCause::Blocked => "blocked",
+        EndCause::FlowHangup => "ivr_hangup",
+        EndCause::DeliveryFailed(_) => "delivery_failed",
     }
 }
 
@@ -131,14 +140,18 @@ fn end_of(cause: &EndCause) -> End {
     let (by, sip_status) = match cause {
         EndCause::HangUp(Side::A) | EndCause::CallerCancelled => (EndedBy::Caller, None),
         EndCause::HangUp(Side::B) => (EndedBy::Callee, None),
-        EndCause::Rejected(status) => (EndedBy::Callee, Some(*status)),
+        EndCause::Rejected(status) | EndCause::DeliveryFailed(status) => {
+            (EndedBy::Callee, Some(*status))
+        }
         EndCause::NoAnswer
         | EndCause::DestinationTimeout
         | EndCause::NoAck
         | EndCause::NoRoute
         | EndCause::Draining
         | EndCause::RtpTimeout(_)
-        | EndCause::MediaFailed => (EndedBy::Gateway, None),
+        | EndCause::MediaFailed
+        | EndCause::Blocked
+        | EndCause::FlowHangup => (EndedBy::Gateway, None),
     };
     End {
         by,
@@ -177,6 +190,7 @@ impl B2bua {
             by_tsx: HashMap::new(),
             by_dialog: HashMap::new(),
             ring: TimerQueue::default(),
+            ivr_timers: TimerQueue::default(),
             ids: IdGen::default(),
             rng: Rng::new(seed ^ 0xB2B0_A000),
             draining: false,
@@ -216,7 +230,7 @@ impl B2bua {
         match ev {
             MediaEvent::Digit { leg, digit, source } => {
                 if let Some((cid, side)) = self.media.leg_owner(leg) {
-                    self.on_digit(cid, side, digit, source, now);
+                    self.on_digit(cid, side, digit, source, tsx, now);
                 }
             }
             MediaEvent::RtpTimeout { leg } => {
@@ -231,7 +245,16 @@ impl B2bua {
                     self.fail_media(cid, EndCause::MediaFailed, tsx, now);
                 }
             }
-            MediaEvent::PlaybackDone { .. } => {}
+            MediaEvent::PlaybackDone { leg, interrupted } => {
+                if let Some((cid, Side::A)) = self.media.leg_owner(leg) {
+                    self.ivr_input(
+                        cid,
+                        crate::ivr::Input::PlaybackDone { interrupted },
+                        tsx,
+                        now,
+                    );
+                }
+            }
             MediaEvent::Closed { stats, .. } => {
                 let quality = if stats.packets_received == 0 {
                     "no_rtp"
@@ -258,6 +281,7 @@ impl B2bua {
         side: Side,
         digit: char,
         source: DigitSource,
+        tsx: &mut Transactions,
         now: Instant,
     ) {
         let Some(call) = self.calls.get_mut(&cid) else {
@@ -269,6 +293,10 @@ impl B2bua {
             // Digits can be personal data (an ID number keyed into an IVR):
             // debug level only, under their own target.
             tracing::debug!(target: "hotline::dtmf", call = %cid, ?side, digit = %d.digit, source = d.source.as_str(), "dtmf");
+            let to_flow = side == Side::A && matches!(call.state, CallState::Ivr);
+            if to_flow {
+                self.ivr_input(cid, crate::ivr::Input::Digit(d.digit), tsx, now);
+            }
         }
     }
 
@@ -290,7 +318,9 @@ impl B2bua {
                 self.ring.cancel(cid);
                 call.state = CallState::Cancelling { b_invite, cause };
             }
-            CallState::Confirmed { .. } => self.hang_up(cid, None, cause, tsx, now),
+            CallState::Confirmed { .. } | CallState::Ivr | CallState::Dialling { .. } => {
+                self.hang_up(cid, None, cause, tsx, now);
+            }
             CallState::Cancelling { .. } | CallState::Terminating { .. } => {}
         }
     }
@@ -308,8 +338,16 @@ impl B2bua {
 
     /// Seal the call's record (once) with how it ended.
     fn seal(&mut self, cid: CallId, cause: &EndCause, now: Instant) {
+        if self.calls.get(&cid).is_none_or(|c| c.record.is_sealed()) {
+            return;
+        }
+        // A flow still running records what it knew (the caller left the
+        // IVR, the survey was not answered).
+        self.flow_interrupted(cid, cause, now);
         let clock = self.clock;
         if let Some(call) = self.calls.get_mut(&cid) {
+            // After a survey, the record's end is how the conversation ended.
+            let cause = call.conversation_end.as_ref().unwrap_or(cause);
             let items = call.record.seal(end_of(cause), now, &clock);
             self.records.extend(items);
         }
@@ -354,6 +392,8 @@ impl B2bua {
     /// The next B2BUA timer: a ring timeout or a trunk's keepalive.
     pub fn poll_timeout(&mut self) -> Option<(Instant, Wake)> {
         let ring = self.ring.earliest().map(|(at, c)| (at, Wake::Ring(c)));
+        let ivr = self.ivr_timers.earliest().map(|(at, c)| (at, Wake::Ivr(c)));
+        let ring = ring.soonest(ivr);
         let keepalive = self
             .keepalive
             .poll_timeout()
@@ -372,13 +412,21 @@ impl B2bua {
         self.contacts.get(transport)
     }
 
-    /// Ring timers and keepalive pings that are due.
+    /// Ring timers, flow timers and keepalive pings that are due.
     pub fn handle_timeout(&mut self, tsx: &mut Transactions, now: Instant) {
         self.keepalive.handle_timeout(tsx, now);
+        while let Some(id) = self.ivr_timers.pop_due(now) {
+            self.ivr_input(id, crate::ivr::Input::Timeout, tsx, now);
+        }
         while let Some(id) = self.ring.pop_due(now) {
             let Some(call) = self.calls.get_mut(&id) else {
                 continue;
             };
+            if let CallState::Dialling { .. } = call.state {
+                tracing::debug!(call = %id, "no answer from the queue's or transfer's target");
+                self.hang_up(id, None, EndCause::DeliveryFailed(408), tsx, now);
+                continue;
+            }
             if let CallState::Calling {
                 a_invite, b_invite, ..
             } = call.state
@@ -464,7 +512,7 @@ impl B2bua {
             r.headers
                 .push("Reason", "SIP;cause=503;text=\"Node draining\"");
             tsx.send_response(id, r, now);
-            metrics::counter!("hotline_calls_total", "outcome" => "draining").increment(1);
+            count_call("draining", None);
             return;
         }
         let config = self.config.clone();
@@ -472,7 +520,7 @@ impl B2bua {
             // Unknown sources are filtered before the transaction layer
             // when the policy is `drop`; here the policy is `reject`.
             respond(tsx, id, &req, 403, now);
-            metrics::counter!("hotline_calls_total", "outcome" => "forbidden").increment(1);
+            count_call("forbidden", None);
             return;
         };
         // The trunk's limits, before any routing or media work.
@@ -509,7 +557,7 @@ impl B2bua {
         );
         tsx.send_response(id, r, now);
         tracing::debug!(%trunk, limit = limit.as_str(), "trunk over its limit: 503");
-        metrics::counter!("hotline_calls_total", "outcome" => limit.outcome()).increment(1);
+        count_call(limit.outcome(), None);
         metrics::counter!(
             "hotline_trunk_rejected_total",
             "trunk" => trunk.to_owned(),
@@ -546,22 +594,28 @@ impl B2bua {
         if dialled != raw_dialled {
             tracing::trace!(raw = %raw_dialled, %dialled, trunk = %trunk.name, "number normalised");
         }
-        let route = if dialled.is_empty() {
+        let line = if dialled.is_empty() {
             None
         } else {
-            self.config.route(&dialled)
+            self.config.line(&dialled).cloned()
         };
-        let Some(route) = route else {
-            respond(tsx, id, &req, 404, now);
-            metrics::counter!("hotline_calls_total", "outcome" => "no_route").increment(1);
-            return false;
+        let route_target = match &line {
+            Some(_) => None,
+            None => {
+                let route = if dialled.is_empty() {
+                    None
+                } else {
+                    self.config.route(&dialled)
+                };
+                let Some(route) = route else {
+                    respond(tsx, id, &req, 404, now);
+                    count_call("no_route", None);
+                    return false;
+                };
+                Some(route.target.clone())
+            }
         };
         let trunk = trunk.name.clone();
-        let Some(target) = self.config.target(&route.target) else {
-            // Validated at load; a missing target is a config bug, not the caller's.
-            respond(tsx, id, &req, 500, now);
-            return false;
-        };
         let local_tag = self.rng.token(12);
         let a = match Dialog::uas(&req, &local_tag, from_peer.clone()) {
             Ok(d) => d,
@@ -592,7 +646,7 @@ impl B2bua {
             r.set_to_tag(&local_tag);
             r.headers.push("Accept", "application/sdp");
             tsx.send_response(id, r, now);
-            metrics::counter!("hotline_calls_total", "outcome" => "unsupported_body").increment(1);
+            count_call("unsupported_body", line.as_ref());
             return false;
         };
         let call_id = CallId(self.ids.next_raw());
@@ -604,45 +658,11 @@ impl B2bua {
                 return false;
             }
         };
-
-        // Build the B leg from scratch: nothing of the A leg's topology.
-        let b_transport = match target.transport {
-            TargetTransport::Udp => Transport::Udp,
-            TargetTransport::Tcp => Transport::Tcp,
-        };
-        let b_peer = Peer {
-            transport: b_transport,
-            addr: target.address,
-            conn: None,
-        };
-        let host = &self.host;
-        // SocketAddr's Display already brackets IPv6.
-        let taddr = target.address;
-        let tparam = if b_transport == Transport::Tcp {
-            ";transport=tcp"
-        } else {
-            ""
-        };
-        let mut b = Request::new(Method::Invite, format!("sip:{dialled}@{taddr}{tparam}"));
-        let mf = req
+        let max_forwards = req
             .max_forwards()
             .and_then(Result::ok)
             .map(|m| m.saturating_sub(1).min(70))
             .unwrap_or(70);
-        let h = &mut b.headers;
-        h.push("Max-Forwards", mf.to_string());
-        h.push(
-            "From",
-            format!("<sip:{caller}@{host}>;tag={}", self.rng.token(12)),
-        );
-        h.push("To", format!("<sip:{dialled}@{taddr}>"));
-        h.push("Call-ID", self.rng.token(24));
-        h.push("CSeq", "1 INVITE");
-        h.push("Contact", self.contact(b_transport).to_string());
-        h.push("Allow", ALLOW);
-        h.push("User-Agent", self.config.sip.user_agent.clone());
-        h.push("Content-Type", "application/sdp");
-        b.body = Bytes::from(b_offer);
 
         let (record, arrived) = RecordBuilder::arrive(
             &Arrival {
@@ -650,23 +670,23 @@ impl B2bua {
                 trunk: &trunk,
                 dialled: &dialled,
                 caller: &caller,
-                target: &route.target,
+                line: line.as_ref(),
                 a_call_id: &a.call_id,
-                b_call_id: b.call_id().unwrap_or_default(),
             },
             now,
             &self.clock,
             &mut self.rng,
         );
         self.records.push_back(arrived);
-        let b_invite = tsx.send_request(b.clone(), b_peer.clone(), now);
         self.by_tsx.insert(id, (call_id, Role::AInvite));
-        self.by_tsx.insert(b_invite, (call_id, Role::BInvite));
         self.by_dialog
             .insert((a.call_id.clone(), a.local_tag.clone()), (call_id, Side::A));
-        self.ring.set(call_id, now + self.config.sip.ring_timeout);
         self.stats.calls_started += 1;
-        tracing::debug!(call = %call_id, %trunk, dialled, caller = %Pii::new(caller.as_str()), "call routed");
+        tracing::debug!(call = %call_id, %trunk, dialled, caller = %Pii::new(caller.as_str()), line = line.is_some(), "call arrived");
+        let mut tags = BTreeMap::new();
+        if let Some(topic) = line.as_ref().and_then(|l| l.topic.clone()) {
+            tags.insert("topic".to_owned(), topic);
+        }
         self.calls.insert(
             call_id,
             Call {
@@ -676,22 +696,105 @@ impl B2bua {
                 caller: Pii::new(caller),
                 dialled,
                 trunk,
-                target: route.target.clone(),
+                target: String::new(),
+                line,
                 a,
-                b_invite_req: b,
+                a_ack_pending: None,
+                b_invite_req: None,
                 b: None,
-                b_peer,
-                state: CallState::Calling {
-                    a_invite: id,
-                    b_invite,
-                    early: false,
-                },
+                b_peer: None,
+                b_offer: Some(b_offer),
+                ivr: None,
+                tags,
+                conversation_end: None,
+                state: CallState::Ivr,
                 record,
                 media,
+                max_forwards,
             },
         );
         metrics::gauge!("hotline_calls_active").set(self.calls.len() as f64);
+        match route_target {
+            Some(target) => {
+                // A direct route: put the caller straight through.
+                let Some(b_invite) = self.dial(call_id, &target, tsx, now) else {
+                    // The target was validated at load: a config bug.
+                    respond(tsx, id, &req, 500, now);
+                    self.end(call_id, EndCause::NoRoute, now);
+                    return true;
+                };
+                if let Some(call) = self.calls.get_mut(&call_id) {
+                    call.state = CallState::Calling {
+                        a_invite: id,
+                        b_invite,
+                        early: false,
+                    };
+                }
+                self.ring.set(call_id, now + self.config.sip.ring_timeout);
+            }
+            None => self.answer_for_flow(call_id, id, tsx, now),
+        }
         true
+    }
+
+    /// Put a call through to `target`: build the B leg from scratch
+    /// (nothing of the A leg's topology) with our offer, send its INVITE.
+    /// Returns the INVITE's transaction, or `None` for an unknown target.
+    fn dial(
+        &mut self,
+        cid: CallId,
+        target: &str,
+        tsx: &mut Transactions,
+        now: Instant,
+    ) -> Option<TsxId> {
+        let config = self.config.clone();
+        let t = config.target(target)?;
+        let from_tag = self.rng.token(12);
+        let b_call_id = self.rng.token(24);
+        let contacts = self.contacts.clone();
+        let call = self.calls.get_mut(&cid)?;
+        let b_transport = match t.transport {
+            TargetTransport::Udp => Transport::Udp,
+            TargetTransport::Tcp => Transport::Tcp,
+        };
+        let b_peer = Peer {
+            transport: b_transport,
+            addr: t.address,
+            conn: None,
+        };
+        let host = &self.host;
+        // SocketAddr's Display already brackets IPv6.
+        let taddr = t.address;
+        let tparam = if b_transport == Transport::Tcp {
+            ";transport=tcp"
+        } else {
+            ""
+        };
+        let dialled = &call.dialled;
+        let caller = call.caller.reveal();
+        let mut b = Request::new(Method::Invite, format!("sip:{dialled}@{taddr}{tparam}"));
+        let h = &mut b.headers;
+        h.push("Max-Forwards", call.max_forwards.to_string());
+        h.push("From", format!("<sip:{caller}@{host}>;tag={from_tag}"));
+        h.push("To", format!("<sip:{dialled}@{taddr}>"));
+        h.push("Call-ID", b_call_id);
+        h.push("CSeq", "1 INVITE");
+        h.push("Contact", contacts.get(b_transport).to_string());
+        h.push("Allow", ALLOW);
+        h.push("User-Agent", config.sip.user_agent.clone());
+        if let Some(offer) = call.b_offer.take() {
+            h.push("Content-Type", "application/sdp");
+            b.body = Bytes::from(offer);
+        }
+        call.record
+            .routed(target, b.call_id().unwrap_or_default(), now, &self.clock);
+        call.target = target.to_owned();
+        let b_invite = tsx.send_request(b.clone(), b_peer.clone(), now);
+        call.b_invite_req = Some(b);
+        call.b_peer = Some(b_peer);
+        self.by_tsx.insert(b_invite, (cid, Role::BInvite));
+        tracing::debug!(call = %cid, target, "dialling");
+        Some(b_invite)
     }
 
     /// Refuse a new INVITE for a media reason (488 with Warning, 503).
@@ -719,7 +822,7 @@ impl B2bua {
         );
         tsx.send_response(id, r, now);
         tracing::debug!(status = refusal.status, reason = %refusal.reason, "call refused");
-        metrics::counter!("hotline_calls_total", "outcome" => refusal.outcome).increment(1);
+        count_call(refusal.outcome, None);
     }
 
     fn on_in_dialog(
@@ -747,7 +850,16 @@ impl B2bua {
         match req.method {
             Method::Bye => {
                 respond(tsx, id, &req, 200, now);
+                if side == Side::B && self.start_survey(cid, tsx, now) {
+                    return;
+                }
                 self.hang_up(cid, Some(side), EndCause::HangUp(side), tsx, now);
+            }
+            Method::Invite | Method::Update
+                if side == Side::A
+                    && matches!(call.state, CallState::Ivr | CallState::Dialling { .. }) =>
+            {
+                self.answer_reoffer_locally(cid, id, &req, tsx, now);
             }
             Method::Options => respond(tsx, id, &req, 200, now),
             Method::Info if is_dtmf_info(req.headers.get(Hdr::ContentType)) => {
@@ -756,7 +868,7 @@ impl B2bua {
                 match info_digit(ct, &req.body) {
                     Some(digit) => {
                         respond(tsx, id, &req, 200, now);
-                        self.on_digit(cid, side, digit, DigitSource::SipInfo, now);
+                        self.on_digit(cid, side, digit, DigitSource::SipInfo, tsx, now);
                     }
                     None => respond(tsx, id, &req, 400, now),
                 }
@@ -785,17 +897,14 @@ impl B2bua {
         let Some(call) = self.calls.get_mut(&cid) else {
             return;
         };
-        let CallState::Confirmed {
-            a_invite_pending_ack,
-            relays,
-        } = &mut call.state
-        else {
+        let ack_pending = call.a_ack_pending.is_some();
+        let CallState::Confirmed { relays } = &mut call.state else {
             // Not (or no longer) answered on both sides.
             respond(tsx, id, &req, 491, now);
             return;
         };
         let invite = req.method == Method::Invite;
-        if invite && (a_invite_pending_ack.is_some() || relays.iter().any(|r| r.invite)) {
+        if invite && (ack_pending || relays.iter().any(|r| r.invite)) {
             // RFC 3261 §14.2: an INVITE is already in progress.
             respond(tsx, id, &req, 491, now);
             return;
@@ -884,24 +993,25 @@ impl B2bua {
         let Some(call) = self.calls.get_mut(&cid) else {
             return;
         };
-        let CallState::Confirmed {
-            a_invite_pending_ack,
-            relays,
-        } = &mut call.state
-        else {
-            return;
-        };
         if side == Side::A
-            && a_invite_pending_ack.is_some()
-            && (invite.is_none() || invite == *a_invite_pending_ack)
+            && call.a_ack_pending.is_some()
+            && (invite.is_none() || invite == call.a_ack_pending)
         {
-            *a_invite_pending_ack = None;
+            call.a_ack_pending = None;
             if !ack.body.is_empty() && is_sdp(ack.headers.get(Hdr::ContentType)) {
                 // Late offer: the caller answers our offer in its ACK.
                 self.media.caller_ack(&mut call.media, &ack.body, cid);
             }
+            if matches!(call.state, CallState::Ivr) {
+                // Answered by us for a flow: it starts now the caller's
+                // media flows.
+                self.ivr_input(cid, crate::ivr::Input::Started, tsx, now);
+            }
             return;
         }
+        let CallState::Confirmed { relays } = &mut call.state else {
+            return;
+        };
         // The ACK for a relayed re-INVITE's 2xx.
         if let Some(pos) = relays.iter().position(|r| {
             r.invite && r.from == side && (invite.is_none() || invite == Some(r.server))
@@ -1018,8 +1128,17 @@ impl B2bua {
             let Some(call) = self.calls.get(&cid) else {
                 return;
             };
-            self.contact(call.b_peer.transport).to_string()
+            let t = call.b_peer.as_ref().map_or(Transport::Udp, |p| p.transport);
+            self.contact(t).to_string()
         };
+        if self
+            .calls
+            .get(&cid)
+            .is_some_and(|c| matches!(c.state, CallState::Dialling { .. }))
+        {
+            self.on_dialling_response(cid, resp, &contact_b, tsx, now);
+            return;
+        }
         let Some(call) = self.calls.get_mut(&cid) else {
             return;
         };
@@ -1057,7 +1176,11 @@ impl B2bua {
                 200..=299,
             ) => {
                 let (a_invite, b_invite) = (*a_invite, *b_invite);
-                let mut bd = match Dialog::uac(&call.b_invite_req, &resp, call.b_peer.clone()) {
+                let dialog = match (&call.b_invite_req, &call.b_peer) {
+                    (Some(invite), Some(peer)) => Dialog::uac(invite, &resp, peer.clone()),
+                    _ => Err(crate::sip::dialog::DialogError::Missing("INVITE")),
+                };
+                let mut bd = match dialog {
                     Ok(d) => d,
                     Err(e) => {
                         tracing::debug!(call = %cid, error = %e, "unusable 2xx from destination");
@@ -1070,7 +1193,7 @@ impl B2bua {
                     }
                 };
                 // B answered our offer: its ACK carries nothing.
-                let cseq = call.b_invite_req.cseq().map(|c| c.0).unwrap_or(1);
+                let cseq = b_cseq(call);
                 let ack = bd.request(Method::Ack, &contact_b, Some(cseq));
                 tsx.send_ack(b_invite, ack, now);
                 self.by_dialog
@@ -1092,10 +1215,8 @@ impl B2bua {
                 call.answered = Some(now);
                 let answered = call.record.answered(now, &self.clock);
                 self.records.push_back(answered);
-                call.state = CallState::Confirmed {
-                    a_invite_pending_ack: Some(a_invite),
-                    relays: Vec::new(),
-                };
+                call.a_ack_pending = Some(a_invite);
+                call.state = CallState::Confirmed { relays: Vec::new() };
                 self.ring.cancel(cid);
                 self.stats.calls_answered += 1;
                 metrics::counter!("hotline_calls_answered_total").increment(1);
@@ -1119,8 +1240,12 @@ impl B2bua {
             (CallState::Cancelling { cause, .. }, 200..=299) => {
                 // The destination answered as we cancelled: ACK, then BYE.
                 let cause = cause.clone();
-                if let Ok(mut bd) = Dialog::uac(&call.b_invite_req, &resp, call.b_peer.clone()) {
-                    let cseq = call.b_invite_req.cseq().map(|c| c.0).unwrap_or(1);
+                let dialog = match (&call.b_invite_req, &call.b_peer) {
+                    (Some(invite), Some(peer)) => Dialog::uac(invite, &resp, peer.clone()).ok(),
+                    _ => None,
+                };
+                if let Some(mut bd) = dialog {
+                    let cseq = b_cseq(call);
                     let ack = bd.request(Method::Ack, &contact_b, Some(cseq));
                     tsx.send_ack(id, ack, now);
                     let bye = bd.request(Method::Bye, &contact_b, None);
@@ -1149,8 +1274,10 @@ impl B2bua {
                 {
                     return;
                 }
-                let (invite, peer) = (call.b_invite_req.clone(), call.b_peer.clone());
-                self.release_fork(id, &invite, &resp, peer, &contact_b, tsx, now);
+                if let (Some(invite), Some(peer)) = (call.b_invite_req.clone(), call.b_peer.clone())
+                {
+                    self.release_fork(id, &invite, &resp, peer, &contact_b, tsx, now);
+                }
             }
             // Late provisional or final responses.
             _ => {}
@@ -1313,16 +1440,12 @@ impl B2bua {
         };
         if role == Role::AInvite {
             // RFC 3261 §13.3.1.4: no ACK for our 2xx: end the call.
-            if let Some(call) = self.calls.get(&cid) {
-                if matches!(
-                    &call.state,
-                    CallState::Confirmed {
-                        a_invite_pending_ack: Some(_),
-                        ..
-                    }
-                ) {
-                    self.hang_up(cid, None, EndCause::NoAck, tsx, now);
-                }
+            if self
+                .calls
+                .get(&cid)
+                .is_some_and(|c| c.a_ack_pending == Some(id))
+            {
+                self.hang_up(cid, None, EndCause::NoAck, tsx, now);
             }
         }
     }
@@ -1347,6 +1470,12 @@ impl B2bua {
         let Some(call) = self.calls.get_mut(&cid) else {
             return;
         };
+        if let CallState::Dialling { b_invite } = call.state {
+            // The caller leaves (or is hung up on) while its call is being
+            // put through: cancel that INVITE; a 2xx racing the CANCEL is
+            // ACKed and hung up as a stray fork once the call is gone.
+            tsx.cancel(b_invite, now);
+        }
         if let CallState::Confirmed { relays, .. } = &call.state {
             // Requests still being relayed will never complete usefully.
             for r in relays.clone() {
@@ -1405,6 +1534,7 @@ impl B2bua {
         self.admission.release(&call.trunk);
         self.trunk_gauge(&call.trunk);
         self.ring.cancel(cid);
+        self.ivr_timers.cancel(cid);
         self.media.close_call(&call.media);
         self.by_dialog
             .remove(&(call.a.call_id.clone(), call.a.local_tag.clone()));
@@ -1413,7 +1543,8 @@ impl B2bua {
                 .remove(&(b.call_id.clone(), b.local_tag.clone()));
         }
         tracing::debug!(call = %cid, ?cause, "call ended");
-        metrics::counter!("hotline_calls_total", "outcome" => outcome_label(&cause)).increment(1);
+        let cause = call.conversation_end.clone().unwrap_or(cause);
+        count_call(outcome_label(&cause), call.line.as_ref());
         metrics::gauge!("hotline_calls_active").set(self.calls.len() as f64);
     }
 }
@@ -1425,6 +1556,25 @@ fn a_response(tsx: &Transactions, a_invite: TsxId, status: u16) -> Response {
         Some(req) => Response::to(req, status),
         None => Response::to(&Request::new(Method::Invite, "sip:invalid"), status),
     }
+}
+
+/// The CSeq number of the call's B leg INVITE.
+fn b_cseq(call: &Call) -> u32 {
+    call.b_invite_req
+        .as_ref()
+        .and_then(|r| r.cseq())
+        .map_or(1, |c| c.0)
+}
+
+/// Count a call's outcome on `hotline_calls_total{tenant,line,outcome}`
+/// (`none` for calls refused before a line was known, or to a route).
+fn count_call(outcome: &'static str, line: Option<&crate::config::Line>) {
+    let (tenant, number) = match line {
+        Some(l) => (l.tenant.clone(), l.number.clone()),
+        None => ("none".to_owned(), "none".to_owned()),
+    };
+    metrics::counter!("hotline_calls_total", "tenant" => tenant, "line" => number, "outcome" => outcome)
+        .increment(1);
 }
 
 /// Answer a request with a bare status.

@@ -15,6 +15,7 @@ use crate::ids::CallId;
 use crate::media::pool::PortPool;
 use crate::media::shard::{DigitSource, LegId, LegParams, MediaCommand, Playable};
 use crate::media::tone::{Tone, ToneSignal};
+use crate::media::wav::Prompt;
 use crate::media::Codec;
 use crate::sip::sdp::{
     self, CodecId, Direction, Local, Negotiated, OriginState, Prefs, SdpError, SessionDesc,
@@ -460,6 +461,23 @@ impl MediaPlane {
         Ok(self.our_offer(m, other, &codecs, direction))
     }
 
+    /// A re-offer from the caller while no other leg takes it (a flow
+    /// runs): negotiate it and return our answer.
+    pub fn answer_locally(&mut self, m: &mut CallMedia, body: &[u8]) -> Result<String, Refusal> {
+        let offer = sdp::parse(body).map_err(|e| self.refuse(&e))?;
+        let n = sdp::negotiate(&offer, &self.prefs).map_err(|e| self.refuse(&e))?;
+        let (shard, port) = (m.shard, m.a.port);
+        self.update(shard, port, &n);
+        m.a.remote_offer = Some(offer);
+        m.a.negotiated = Some(n);
+        self.our_answer(m, Side::A).ok_or_else(|| Refusal {
+            status: 488,
+            warning: None,
+            reason: "No answer possible".into(),
+            outcome: "sdp_refused",
+        })
+    }
+
     /// The other side answered the re-offer of `from`: take its answer and
     /// return our answer for `from`.
     pub fn reanswer(
@@ -494,6 +512,35 @@ impl MediaPlane {
         }
         m.last_digit = Some((digit, source, now));
         Some(Digit { digit, source })
+    }
+
+    /// Play `prompt` into the caller's leg (a flow's prompt).
+    pub fn play(&mut self, m: &mut CallMedia, prompt: Arc<Prompt>, barge_in: bool) {
+        m.ringback = false;
+        self.send(
+            m.shard,
+            MediaCommand::Play {
+                leg: m.a.port,
+                what: Playable::Prompt(prompt),
+                repeat: false,
+                barge_in,
+            },
+        );
+    }
+
+    /// Stop what plays into the caller's leg (a prompt, ringback).
+    pub fn stop(&mut self, m: &mut CallMedia) {
+        m.ringback = false;
+        self.send(m.shard, MediaCommand::Stop { leg: m.a.port });
+    }
+
+    /// The callee left (the survey follows on the caller's leg): the legs
+    /// stop relaying to each other.
+    pub fn disconnect(&mut self, m: &mut CallMedia) {
+        if m.connected {
+            m.connected = false;
+            self.send(m.shard, MediaCommand::Disconnect { leg: m.a.port });
+        }
     }
 
     /// The call is over: close both legs and return their ports.

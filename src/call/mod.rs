@@ -64,6 +64,14 @@ pub enum EndCause {
     RtpTimeout(Side),
     /// The media plane could not serve the call (ports could not be bound).
     MediaFailed,
+    /// The caller is on the block list: announcement, then hang-up.
+    Blocked,
+    /// The line's flow hung up (a `hangup` node; its cause is in the
+    /// record's IVR segment).
+    FlowHangup,
+    /// A queue or transfer target refused or failed after the caller was
+    /// answered (the status, or 408 for no answer / no response).
+    DeliveryFailed(u16),
 }
 
 /// A re-INVITE or other in-dialog request being relayed from one leg to
@@ -113,10 +121,17 @@ pub enum CallState {
         /// Why.
         cause: EndCause,
     },
+    /// The caller was answered by the gateway and runs a flow (the line's
+    /// IVR, the survey, a block-list announcement); no B leg.
+    Ivr,
+    /// The caller (answered by the gateway) is being put through: B leg
+    /// INVITE sent, waiting for its final answer.
+    Dialling {
+        /// B leg INVITE client transaction.
+        b_invite: TsxId,
+    },
     /// Answered: both dialogs confirmed (or the A side waits for its ACK).
     Confirmed {
-        /// A leg INVITE tsx while its ACK is outstanding.
-        a_invite_pending_ack: Option<TsxId>,
         /// In-dialog requests being relayed.
         relays: Vec<Relay>,
     },
@@ -144,23 +159,67 @@ pub struct Call {
     pub dialled: String,
     /// The trunk it came in on.
     pub trunk: String,
-    /// The route target name.
+    /// The target the B leg goes to (empty while a flow runs).
     pub target: String,
+    /// The line called, when the number is a `[[lines]]` entry (else a
+    /// `[[routes]]` number, put straight through).
+    pub line: Option<crate::config::Line>,
     /// A leg dialog (exists from the first response we send with a tag).
     pub a: Dialog,
-    /// B leg: the INVITE we sent (for the dialog once it is answered).
-    pub b_invite_req: crate::sip::msg::Request,
+    /// The A leg INVITE while our 2xx waits for its ACK.
+    pub a_ack_pending: Option<TsxId>,
+    /// B leg: the INVITE we sent (for the dialog once it is answered);
+    /// `None` until the call is put through.
+    pub b_invite_req: Option<crate::sip::msg::Request>,
     /// B leg dialog once answered (early dialogs are not tracked: we relay
     /// provisional answers but send nothing in an early dialog).
     pub b: Option<Dialog>,
-    /// Where the B leg goes.
-    pub b_peer: Peer,
+    /// Where the B leg goes, once known.
+    pub b_peer: Option<Peer>,
+    /// Our SDP offer for the B leg, made at arrival, sent when the call is
+    /// put through.
+    pub b_offer: Option<String>,
+    /// The flow running on the caller's leg, if any.
+    pub ivr: Option<Box<IvrRun>>,
+    /// Tags set by flows and the line (topic, dialect, ...).
+    pub tags: std::collections::BTreeMap<String, String>,
+    /// How the conversation ended when a survey followed (the record's end).
+    pub conversation_end: Option<EndCause>,
+    /// Max-Forwards for the B leg (the caller's, less one, at most 70).
+    pub max_forwards: u32,
     /// Life stage.
     pub state: CallState,
     /// The call record being built (sealed when the end is known).
     pub record: record::RecordBuilder,
     /// Ports and SDP of both legs.
     pub media: media::CallMedia,
+}
+
+/// What a flow on the caller's leg is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IvrPhase {
+    /// The line's flow (or its closed-hours flow), before the call is put
+    /// through.
+    Line,
+    /// The satisfaction survey after the agent hung up.
+    Survey,
+    /// The block-list announcement.
+    Blocked,
+}
+
+/// A flow running on a call.
+#[derive(Debug)]
+pub struct IvrRun {
+    /// What for.
+    pub phase: IvrPhase,
+    /// The walk through the flow.
+    pub runner: crate::ivr::Runner,
+    /// A prompt plays now (a `PlaybackDone` is due).
+    pub playing: bool,
+    /// `Input::Started` was given (the caller's ACK came).
+    pub started: bool,
+    /// Nodes visited, in order (for the record).
+    pub path: Vec<String>,
 }
 
 impl Call {

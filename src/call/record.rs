@@ -12,6 +12,7 @@
 //! Sans-IO: timestamps come from a wall-clock anchor the driver sets
 //! ([`WallClock`]), never from reading a clock here.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -181,8 +182,25 @@ pub struct CallRecord {
     pub dialled: String,
     /// The caller's number as the carrier presented it.
     pub caller: String,
-    /// The route target it was sent to.
-    pub target: String,
+    /// The target it was put through to (absent when it never was: a
+    /// flow hung up, the caller left in the IVR, a block-listed caller).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// The line called, when the number is a `[[lines]]` entry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<LineRef>,
+    /// Tags set by the line and its flow (topic, dialect, ...).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+    /// The line's flow, as the caller went through it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ivr: Option<IvrRecord>,
+    /// The queue the flow handed the call to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue: Option<QueueRecord>,
+    /// The satisfaction survey, when it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub survey: Option<SurveyRecord>,
     /// The SIP Call-IDs of each leg.
     pub legs: Vec<Leg>,
     /// Arrival of the INVITE.
@@ -200,6 +218,64 @@ pub struct CallRecord {
     pub end: End,
     /// The steps, in order.
     pub segments: Vec<Segment>,
+}
+
+/// The line a call came in on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LineRef {
+    /// The line's number.
+    pub number: String,
+    /// Its tenant.
+    pub tenant: String,
+    /// `main`, `dual`, `dual_retained` or `merged`.
+    pub mode: &'static str,
+}
+
+/// The caller's way through the line's flow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IvrRecord {
+    /// The flow's name.
+    pub flow: String,
+    /// The nodes the caller went through, in order.
+    pub nodes: Vec<String>,
+    /// Digits a `collect` node took, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digits: Option<String>,
+    /// `queued`, `transferred`, `hangup` (a hangup node), `caller_hangup`,
+    /// or `ended` (the call ended otherwise while in the flow).
+    pub outcome: &'static str,
+    /// A hangup node's cause.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+}
+
+/// The queue a call was handed to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QueueRecord {
+    /// Queue name.
+    pub name: String,
+    /// Skills asked for (the node's and the line's).
+    pub skills: Vec<String>,
+    /// Priority, 0..=9.
+    pub priority: u8,
+    /// When, RFC 3339 UTC.
+    pub at: String,
+}
+
+/// The five-level survey's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SurveyRecord {
+    /// 1 very satisfied … 5 very dissatisfied; absent when not rated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub level: Option<u8>,
+    /// `rated`, `timeout`, `invalid`, `caller_hangup`, or `interrupted`
+    /// (the call ended otherwise: RTP timeout, drain).
+    pub outcome: &'static str,
+    /// Level 4 or 5: the backend should call the citizen back.
+    pub callback: bool,
+    /// The target (agent, desk) the rating is about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
 }
 
 /// The envelope of a call event.
@@ -222,7 +298,12 @@ pub struct RecordBuilder {
     trunk: String,
     dialled: String,
     caller: String,
-    target: String,
+    target: Option<String>,
+    line: Option<LineRef>,
+    tags: BTreeMap<String, String>,
+    ivr: Option<IvrRecord>,
+    queue: Option<QueueRecord>,
+    survey: Option<SurveyRecord>,
     legs: Vec<Leg>,
     started: Instant,
     answered: Option<Instant>,
@@ -243,12 +324,10 @@ pub struct Arrival<'a> {
     pub dialled: &'a str,
     /// Caller number (revealed: the record is for the backend).
     pub caller: &'a str,
-    /// Route target name.
-    pub target: &'a str,
+    /// The line called, if the number is one.
+    pub line: Option<&'a crate::config::Line>,
     /// The A leg's Call-ID.
     pub a_call_id: &'a str,
-    /// The B leg's Call-ID.
-    pub b_call_id: &'a str,
 }
 
 impl RecordBuilder {
@@ -267,40 +346,38 @@ impl RecordBuilder {
             trunk: a.trunk.to_owned(),
             dialled: a.dialled.to_owned(),
             caller: a.caller.to_owned(),
-            target: a.target.to_owned(),
-            legs: vec![
-                Leg {
-                    role: "caller",
-                    sip_call_id: a.a_call_id.to_owned(),
-                },
-                Leg {
-                    role: "callee",
-                    sip_call_id: a.b_call_id.to_owned(),
-                },
-            ],
+            target: None,
+            line: a.line.map(|l| LineRef {
+                number: l.number.clone(),
+                tenant: l.tenant.clone(),
+                mode: l.mode.as_str(),
+            }),
+            tags: BTreeMap::new(),
+            ivr: None,
+            queue: None,
+            survey: None,
+            legs: vec![Leg {
+                role: "caller",
+                sip_call_id: a.a_call_id.to_owned(),
+            }],
             started: now,
             answered: None,
-            segments: vec![
-                Segment {
-                    kind: "arrival",
-                    at: at.clone(),
-                    detail: Some(format!("trunk {}", a.trunk)),
-                },
-                Segment {
-                    kind: "routed",
-                    at,
-                    detail: Some(format!("target {}", a.target)),
-                },
-            ],
+            segments: vec![Segment {
+                kind: "arrival",
+                at,
+                detail: Some(format!("trunk {}", a.trunk)),
+            }],
             emitted: 0,
             sealed: false,
         };
-        let data = serde_json::json!({
+        let mut data = serde_json::json!({
             "trunk": a.trunk,
             "dialled": a.dialled,
             "caller": a.caller,
-            "target": a.target,
         });
+        if let (Some(line), Some(map)) = (&b.line, data.as_object_mut()) {
+            map.insert("line".into(), serde_json::json!(line));
+        }
         let ev = b.event("call.arrived", now, clock, data);
         (b, ev)
     }
@@ -313,6 +390,131 @@ impl RecordBuilder {
     /// Whether the record was sealed.
     pub fn is_sealed(&self) -> bool {
         self.sealed
+    }
+
+    /// The call is put through to `target` on a leg with `sip_call_id`.
+    pub fn routed(&mut self, target: &str, sip_call_id: &str, now: Instant, clock: &WallClock) {
+        self.target = Some(target.to_owned());
+        self.legs.retain(|l| l.role != "callee");
+        self.legs.push(Leg {
+            role: "callee",
+            sip_call_id: sip_call_id.to_owned(),
+        });
+        self.segments.push(Segment {
+            kind: "routed",
+            at: rfc3339_ms(clock.unix_ms(now)),
+            detail: Some(format!("target {target}")),
+        });
+    }
+
+    /// A flow starts on the caller's leg (`kind`: `ivr`, `survey`,
+    /// `blocked`).
+    pub fn flow_started(&mut self, kind: &'static str, flow: &str, now: Instant, clock: &WallClock) {
+        self.segments.push(Segment {
+            kind,
+            at: rfc3339_ms(clock.unix_ms(now)),
+            detail: Some(format!("flow {flow}")),
+        });
+        if kind == "ivr" {
+            self.ivr = Some(IvrRecord {
+                flow: flow.to_owned(),
+                nodes: Vec::new(),
+                digits: None,
+                outcome: "ended",
+                cause: None,
+            });
+        }
+    }
+
+    /// The line's flow is over (or the call ended in it).
+    pub fn ivr_done(
+        &mut self,
+        nodes: Vec<String>,
+        digits: Option<String>,
+        outcome: &'static str,
+        cause: Option<String>,
+    ) {
+        if let Some(ivr) = &mut self.ivr {
+            ivr.nodes = nodes;
+            ivr.digits = digits;
+            ivr.outcome = outcome;
+            ivr.cause = cause;
+        }
+    }
+
+    /// Whether the line's flow result is still open (not yet recorded).
+    pub fn ivr_open(&self) -> bool {
+        self.ivr.as_ref().is_some_and(|i| i.outcome == "ended" && i.nodes.is_empty())
+    }
+
+    /// Tags for the record (merged over earlier ones).
+    pub fn set_tags(&mut self, tags: &BTreeMap<String, String>) {
+        for (k, v) in tags {
+            self.tags.insert(k.clone(), v.clone());
+        }
+    }
+
+    /// The flow handed the call to a queue; returns `call.queued`.
+    pub fn queued(
+        &mut self,
+        queue: &str,
+        skills: &[String],
+        priority: u8,
+        now: Instant,
+        clock: &WallClock,
+    ) -> RecordItem {
+        let at = rfc3339_ms(clock.unix_ms(now));
+        self.segments.push(Segment {
+            kind: "queued",
+            at: at.clone(),
+            detail: Some(format!("queue {queue}")),
+        });
+        let q = QueueRecord {
+            name: queue.to_owned(),
+            skills: skills.to_vec(),
+            priority,
+            at,
+        };
+        let data = serde_json::json!({
+            "queue": q.name,
+            "skills": q.skills,
+            "priority": q.priority,
+            "tags": self.tags,
+        });
+        self.queue = Some(q);
+        self.event("call.queued", now, clock, data)
+    }
+
+    /// Whether the survey's result is recorded.
+    pub fn has_survey(&self) -> bool {
+        self.survey.is_some()
+    }
+
+    /// The survey's result; returns `call.survey_completed`.
+    pub fn survey(
+        &mut self,
+        level: Option<u8>,
+        outcome: &'static str,
+        now: Instant,
+        clock: &WallClock,
+    ) -> RecordItem {
+        let s = SurveyRecord {
+            level,
+            outcome,
+            callback: level.is_some_and(|l| l >= 4),
+            target: self.target.clone(),
+        };
+        self.segments.push(Segment {
+            kind: "survey_done",
+            at: rfc3339_ms(clock.unix_ms(now)),
+            detail: Some(match level {
+                Some(l) => format!("level {l}"),
+                None => outcome.to_owned(),
+            }),
+        });
+        let data = serde_json::json!(s);
+        self.survey = Some(s);
+        self.event("call.survey_completed", now, clock, data)
     }
 
     /// The destination rang (first provisional answer).
@@ -377,6 +579,11 @@ impl RecordBuilder {
             dialled: self.dialled.clone(),
             caller: self.caller.clone(),
             target: self.target.clone(),
+            line: self.line.clone(),
+            tags: self.tags.clone(),
+            ivr: self.ivr.clone(),
+            queue: self.queue.clone(),
+            survey: self.survey.clone(),
             legs: self.legs.clone(),
             started_at: rfc3339_ms(clock.unix_ms(self.started)),
             answered_at: self.answered.map(|a| rfc3339_ms(clock.unix_ms(a))),
@@ -473,13 +680,13 @@ mod tests {
             trunk: "carrier",
             dialled: "12345",
             caller: "13800138000",
-            target: "desk",
+            line: None,
             a_call_id: "a@x",
-            b_call_id: "b@y",
         };
         let (mut b, arrived) = RecordBuilder::arrive(&arrival, t0, &clock, &mut rng);
         assert_eq!(arrived.kind, "call.arrived");
         assert_eq!(arrived.key, format!("{}/1", b.id()));
+        b.routed("desk", "b@y", t0, &clock);
         b.ringing(t0 + Duration::from_millis(100), &clock);
         let answered = b.answered(t0 + Duration::from_secs(3), &clock);
         assert_eq!(answered.key, format!("{}/2", b.id()));

@@ -664,7 +664,7 @@ impl Blocklist {
     #[must_use]
     pub fn contains(&self, caller: &str) -> bool {
         let key = caller_key(caller);
-        !key.is_empty() && self.numbers.iter().any(|n| *n == key)
+        !key.is_empty() && self.numbers.contains(&key)
     }
 }
 
