@@ -671,6 +671,7 @@ impl B2bua {
                 dialled: &dialled,
                 caller: &caller,
                 line: line.as_ref(),
+                target: route_target.as_deref(),
                 a_call_id: &a.call_id,
             },
             now,

@@ -218,8 +218,6 @@ pub struct IvrRun {
     pub playing: bool,
     /// `Input::Started` was given (the caller's ACK came).
     pub started: bool,
-    /// Nodes visited, in order (for the record).
-    pub path: Vec<String>,
 }
 
 impl Call {

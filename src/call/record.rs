@@ -326,6 +326,8 @@ pub struct Arrival<'a> {
     pub caller: &'a str,
     /// The line called, if the number is one.
     pub line: Option<&'a crate::config::Line>,
+    /// The target of a direct route (a line's target is known later).
+    pub target: Option<&'a str>,
     /// The A leg's Call-ID.
     pub a_call_id: &'a str,
 }
@@ -375,8 +377,13 @@ impl RecordBuilder {
             "dialled": a.dialled,
             "caller": a.caller,
         });
-        if let (Some(line), Some(map)) = (&b.line, data.as_object_mut()) {
-            map.insert("line".into(), serde_json::json!(line));
+        if let Some(map) = data.as_object_mut() {
+            if let Some(line) = &b.line {
+                map.insert("line".into(), serde_json::json!(line));
+            }
+            if let Some(target) = a.target {
+                map.insert("target".into(), serde_json::json!(target));
+            }
         }
         let ev = b.event("call.arrived", now, clock, data);
         (b, ev)
@@ -681,6 +688,7 @@ mod tests {
             dialled: "12345",
             caller: "13800138000",
             line: None,
+            target: Some("desk"),
             a_call_id: "a@x",
         };
         let (mut b, arrived) = RecordBuilder::arrive(&arrival, t0, &clock, &mut rng);

@@ -119,7 +119,12 @@ pub struct Runner {
     tags: BTreeMap<String, String>,
     digits: Option<String>,
     dropped_digits: u32,
+    visited: Vec<usize>,
 }
+
+/// Most node visits kept for [`Runner::visited`] (a caller looping in a
+/// menu for a long time must not grow it without bound).
+pub const MAX_VISITED: usize = 64;
 
 impl Runner {
     /// A runner at the start of `flow`; nothing happens before
@@ -134,6 +139,7 @@ impl Runner {
             tags: BTreeMap::new(),
             digits: None,
             dropped_digits: 0,
+            visited: Vec::new(),
         }
     }
 
@@ -159,6 +165,14 @@ impl Runner {
     #[must_use]
     pub fn dropped_digits(&self) -> u32 {
         self.dropped_digits
+    }
+
+    /// The nodes entered so far, in order (a node entered again, e.g. a
+    /// menu replayed, appears again; at most [`MAX_VISITED`]).
+    pub fn visited(&self) -> impl Iterator<Item = &str> + '_ {
+        self.visited
+            .iter()
+            .filter_map(|i| self.flow.nodes.get(*i).map(|n| n.name.as_str()))
     }
 
     /// Whether the flow has ended (queued, transferred or hung up).
@@ -419,6 +433,9 @@ impl Runner {
     fn enter(&mut self, mut i: usize, now: Instant, local: LocalTime) {
         let flow = Arc::clone(&self.flow);
         for _ in 0..=flow.nodes.len() {
+            if self.visited.len() < MAX_VISITED {
+                self.visited.push(i);
+            }
             let next = match &flow.nodes[i].kind {
                 NodeKind::Play { .. } | NodeKind::Menu { .. } | NodeKind::Collect { .. } => {
                     return self.play(i, 0, now, local);

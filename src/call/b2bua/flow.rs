@@ -132,7 +132,6 @@ impl B2bua {
             runner: Runner::new(flow, now),
             playing: false,
             started: false,
-            path: Vec::new(),
         }));
         tracing::debug!(call = %cid, line = %line.number, "answered for its flow");
     }
@@ -174,11 +173,6 @@ impl B2bua {
                 run.playing = false;
             }
             run.runner.handle_input(input, now, local);
-            if let Some(node) = run.runner.current_node() {
-                if run.path.last().is_none_or(|n| n != node) {
-                    run.path.push(node.to_owned());
-                }
-            }
             while let Some(a) = run.runner.poll_action() {
                 actions.push(a);
             }
@@ -304,7 +298,7 @@ impl B2bua {
         }
         let digits = run.runner.digits().map(str::to_owned);
         let tags = run.runner.tags().clone();
-        let path = run.path.clone();
+        let path: Vec<String> = run.runner.visited().map(str::to_owned).collect();
         call.tags.extend(tags);
         let all = call.tags.clone();
         call.record.set_tags(&all);
@@ -510,7 +504,6 @@ impl B2bua {
             runner: Runner::new(flow, now),
             playing: false,
             started: false,
-            path: Vec::new(),
         }));
         let started = call.a_ack_pending.is_none();
         tracing::debug!(call = %cid, "agent hung up: survey");
