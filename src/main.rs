@@ -144,6 +144,36 @@ fn check_config(file: &Path) -> ExitCode {
                 c.media.port_min,
                 c.media.port_max
             );
+            for t in &c.tenants {
+                let hours = match &t.hours {
+                    hotline::ivr::Schedule::Always => "7x24".to_owned(),
+                    hotline::ivr::Schedule::Weekly(w) => format!("{} weekly windows", w.len()),
+                };
+                let offset = t.utc_offset_minutes.unsigned_abs();
+                let sign = if t.utc_offset_minutes < 0 { '-' } else { '+' };
+                println!(
+                    "  tenant {}: UTC{sign}{:02}:{:02}, {hours}",
+                    t.name,
+                    offset / 60,
+                    offset % 60
+                );
+            }
+            for q in &c.queues {
+                println!(
+                    "  queue {}: tenant {}, target {}",
+                    q.name, q.tenant, q.target
+                );
+            }
+            for l in &c.lines {
+                let into = l
+                    .into
+                    .as_ref()
+                    .map_or_else(String::new, |n| format!(" into {n}"));
+                println!(
+                    "  line {}: {}{into}, tenant {}, flow {}",
+                    l.number, l.mode, l.tenant, l.flow.name
+                );
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -6,21 +6,26 @@
 //! - each class of bad file (unknown key at top level, nested and in an array
 //!   of tables; wrong type; syntax; missing route target; bad CIDR; duplicate
 //!   target; bad address; unspecified listen without advertise; zero
-//!   duration; duplicate route; bad number; missing and empty names) is
-//!   refused with an error naming the file, the 1-based line and column, the
-//!   key path, and what was expected or how to fix it;
+//!   duration; duplicate route; bad number; missing and empty names; a line
+//!   number that is also a route's) is refused with an error naming the
+//!   file, the 1-based line and column, the key path, and what was expected
+//!   or how to fix it;
 //! - the demo sets, and docs/config.md documents, every key the schema has;
+//!   the demo keeps its contract (trunk, targets, lines and their modes);
 //! - each class of bad IVR flow (unknown prompt, node, target or kind, a key
 //!   the kind does not take, an unreachable node, a loop that never waits
 //!   for the caller, a menu without a timeout branch, min > max, a bad
 //!   schedule or option key) is refused naming `flows[i].nodes[j].<key>` and
 //!   the flow and node by name.
+//!
+//! The rules of tenants, lines, queues, prompts, the survey and the block
+//! list are unit tests in `src/config/mod.rs`.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use hotline::config::{self, Config, ConfigError, TargetTransport, UnknownSource};
+use hotline::config::{self, Config, ConfigError, LineMode, TargetTransport, UnknownSource};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -101,9 +106,9 @@ fn demo_validates_and_is_the_shipped_file() {
     assert_eq!(demo.sip.listen.to_string(), "127.0.0.1:5060");
     assert_eq!(demo.api.listen.to_string(), "127.0.0.1:8080");
     assert_eq!(demo.trunks.len(), 1);
-    assert_eq!(demo.trunks[0].name, "carrier-demo");
+    assert_eq!(demo.trunks[0].name, "loopback-carrier");
     assert_eq!(demo.trunks[0].sources[0].to_string(), "127.0.0.0/8");
-    assert_eq!(demo.targets.len(), 1);
+    assert_eq!(demo.targets.len(), 9);
     assert_eq!(demo.targets[0].name, "demo-uas");
     assert_eq!(demo.targets[0].address.to_string(), "127.0.0.1:5070");
     assert_eq!(demo.targets[0].transport, TargetTransport::Udp);
@@ -112,7 +117,21 @@ fn demo_validates_and_is_the_shipped_file() {
         .iter()
         .map(|r| (r.number.as_str(), r.target.as_str()))
         .collect();
-    assert_eq!(routes, [("12345", "demo-uas"), ("12320", "demo-uas")]);
+    assert_eq!(routes, [("12366", "tax-12366")]);
+    let lines: Vec<_> = demo
+        .lines
+        .iter()
+        .map(|l| (l.number.as_str(), l.mode))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            ("12345", LineMode::Main),
+            ("12320", LineMode::Dual),
+            ("12319", LineMode::Merged),
+            ("12348", LineMode::DualRetained),
+        ]
+    );
 
     let path = root().join("configs/demo.toml");
     let from_disk = load_ok(&path);
@@ -367,6 +386,18 @@ fn number_with_a_dash() {
         key: "routes[0].number",
         message: "invalid number \"123-45\"",
         help: "\"*\" alone is the default route",
+    });
+}
+
+#[test]
+fn line_number_that_is_also_a_route() {
+    refused(Expect {
+        file: "bad_line_is_a_route.toml",
+        line: 31,
+        column: 10,
+        key: "lines[0].number",
+        message: "line number \"12345\" is also the number of routes[0].number (line 10)",
+        help: "not both",
     });
 }
 
@@ -737,7 +768,23 @@ fn demo_sets_and_docs_describe_every_key() {
     let top = schema_keys("");
     assert_eq!(
         top,
-        ["node", "sip", "api", "media", "webhooks", "trunks", "targets", "routes", "flows"]
+        [
+            "node",
+            "sip",
+            "api",
+            "media",
+            "webhooks",
+            "trunks",
+            "targets",
+            "routes",
+            "flows",
+            "prompts",
+            "tenants",
+            "lines",
+            "queues",
+            "survey",
+            "blocklist"
+        ]
     );
     // The demo has no backend: [webhooks] is there as a comment, every key
     // in it.
@@ -757,6 +804,19 @@ fn demo_sets_and_docs_describe_every_key() {
             "docs/config.md does not describe webhooks.{key}"
         );
     }
+    // Keys the demo shows in a comment, as setting them would change what
+    // the demo is (a prompt directory, a second tenant, opening hours).
+    let commented = [
+        ("prompts", "dir"),
+        ("tenants", "parent"),
+        ("lines", "closed_flow"),
+    ];
+    for (section, key) in commented {
+        assert!(
+            demo_text.contains(&format!("\n# {key} = ")),
+            "demo.toml does not show {section}.{key} in a comment"
+        );
+    }
     for (section, header) in [
         ("node", "[node]"),
         ("sip", "[sip]"),
@@ -766,22 +826,34 @@ fn demo_sets_and_docs_describe_every_key() {
         ("targets", "[[targets]]"),
         ("routes", "[[routes]]"),
         ("flows", "[[flows]]"),
+        ("prompts", "[prompts]"),
+        ("tenants", "[[tenants]]"),
+        ("lines", "[[lines]]"),
+        ("queues", "[[queues]]"),
+        ("survey", "[survey]"),
+        ("blocklist", "[blocklist]"),
     ] {
         assert!(
             docs.contains(&format!("`{header}`")),
             "docs/config.md lacks `{header}`"
         );
-        let table = match demo.get(section) {
-            Some(toml::Value::Table(t)) => t.clone(),
-            Some(toml::Value::Array(a)) => match a.first() {
-                Some(toml::Value::Table(t)) => t.clone(),
-                _ => panic!("demo.toml: {section} is not an array of tables"),
-            },
+        // Across an array's tables: a line sets only its mode's keys.
+        let mut set = std::collections::BTreeSet::new();
+        match demo.get(section) {
+            Some(toml::Value::Table(t)) => set.extend(t.keys().cloned()),
+            Some(toml::Value::Array(a)) => {
+                for item in a {
+                    let toml::Value::Table(t) = item else {
+                        panic!("demo.toml: {section} is not an array of tables");
+                    };
+                    set.extend(t.keys().cloned());
+                }
+            }
             _ => panic!("demo.toml lacks {header}"),
-        };
+        }
         for key in schema_keys(header) {
             assert!(
-                table.contains_key(&key),
+                set.contains(&key) || commented.contains(&(section, key.as_str())),
                 "demo.toml does not set {section}.{key}"
             );
             assert!(
@@ -839,7 +911,15 @@ fn demo_flows_follow_the_demo_contract() {
     use hotline::ivr::{Action, Input, LocalTime, Runner, Weekday};
     let demo = config::demo();
     let names: Vec<&str> = demo.flows.iter().map(|f| f.name.as_str()).collect();
-    assert_eq!(names, ["12345-intake", "12320-dialect", "utility-faults"]);
+    assert_eq!(
+        names,
+        [
+            "12345-intake",
+            "12320-dialect",
+            "12348-legal",
+            "utility-faults"
+        ]
+    );
     // 12345: greeting, recording notice, queue "general"; no menu.
     let Some(intake) = demo.flow("12345-intake") else {
         panic!("no 12345 flow");

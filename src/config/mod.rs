@@ -134,8 +134,9 @@ pub struct Config {
     pub targets: Vec<Target>,
     /// `[[routes]]`: dialled number -> target, in file order.
     pub routes: Vec<Route>,
-    /// `[[flows]]`: IVR flows, validated ([`crate::ivr::Flow::validate`]),
-    /// in file order.
+    /// `[[flows]]`: IVR flows, validated ([`crate::ivr::Flow::validate`])
+    /// against `prompts`, `queues` and `targets`, in file order. A line's
+    /// calls run one ([`Line::flow`]).
     pub flows: Vec<Arc<Flow>>,
     /// `[prompts]`: the shipped announcements, with those of `dir` added
     /// or put in their place (loaded and checked at load).
@@ -852,24 +853,127 @@ mod tests {
     }
 
     #[test]
-    fn demo_routes_both_numbers_to_the_uas() {
+    fn demo_keeps_its_contract() {
         let demo = demo();
-        for number in ["12345", "12320"] {
-            let route = demo.route(number).map(|r| r.target.as_str());
-            assert_eq!(route, Some("demo-uas"), "{number}");
-        }
-        assert!(demo.route("110").is_none());
-        let uas = demo.target("demo-uas");
-        assert_eq!(
-            uas.map(|t| t.address.to_string()),
-            Some("127.0.0.1:5070".into())
-        );
-        assert_eq!(uas.map(|t| t.transport), Some(TargetTransport::Udp));
         assert_eq!(
             demo.trunk_for(ip("127.0.0.1")).map(|t| t.name.as_str()),
-            Some("carrier-demo")
+            Some("loopback-carrier")
         );
         assert!(demo.trunk_for(ip("192.0.2.1")).is_none());
+        let targets: Vec<(&str, String, TargetTransport)> = demo
+            .targets
+            .iter()
+            .map(|t| (t.name.as_str(), t.address.to_string(), t.transport))
+            .collect();
+        let udp = TargetTransport::Udp;
+        assert_eq!(
+            targets,
+            [
+                ("demo-uas", "127.0.0.1:5070".to_owned(), udp),
+                ("tax-12366", "127.0.0.1:5091".to_owned(), udp),
+                ("police-110", "127.0.0.1:5092".to_owned(), udp),
+                ("fire-119", "127.0.0.1:5093".to_owned(), udp),
+                ("ambulance-120", "127.0.0.1:5094".to_owned(), udp),
+                ("traffic-122", "127.0.0.1:5095".to_owned(), udp),
+                ("water", "127.0.0.1:5096".to_owned(), udp),
+                ("power", "127.0.0.1:5097".to_owned(), udp),
+                ("gas", "127.0.0.1:5098".to_owned(), udp),
+            ]
+        );
+        // Lines take 12345 and 12320; a route shows the sub-centre case.
+        assert!(demo.route("12345").is_none() && demo.route("12320").is_none());
+        assert_eq!(
+            demo.route("12366").map(|r| r.target.as_str()),
+            Some("tax-12366")
+        );
+        assert!(demo.route("110").is_none());
+
+        let tenant = demo.tenant("demo");
+        assert_eq!(
+            tenant.map(|t| (t.parent.clone(), t.utc_offset_minutes, &t.hours)),
+            Some((None, 480, &Schedule::Always))
+        );
+        assert_eq!(demo.tenants.len(), 1);
+        let queues: Vec<(&str, &str, &str)> = demo
+            .queues
+            .iter()
+            .map(|q| (q.name.as_str(), q.tenant.as_str(), q.target.as_str()))
+            .collect();
+        assert_eq!(
+            queues,
+            [
+                ("general", "demo", "demo-uas"),
+                ("health", "demo", "demo-uas"),
+                ("legal-aid", "demo", "demo-uas"),
+            ]
+        );
+
+        let lines: Vec<(&str, LineMode, &str, Option<&str>)> = demo
+            .lines
+            .iter()
+            .map(|l| {
+                (
+                    l.number.as_str(),
+                    l.mode,
+                    l.flow.name.as_str(),
+                    l.topic.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                ("12345", LineMode::Main, "12345-intake", None),
+                ("12320", LineMode::Dual, "12320-dialect", Some("health")),
+                (
+                    "12319",
+                    LineMode::Merged,
+                    "12319+12345-intake",
+                    Some("urban-management")
+                ),
+                (
+                    "12348",
+                    LineMode::DualRetained,
+                    "12348-legal",
+                    Some("legal-aid")
+                ),
+            ]
+        );
+        let line = |n: &str| match demo.line(n) {
+            Some(l) => l,
+            None => panic!("no line {n}"),
+        };
+        assert!(demo
+            .lines
+            .iter()
+            .all(|l| l.tenant == "demo" && l.survey && l.priority == 0 && l.closed_flow.is_none()));
+        assert_eq!(line("12320").skills, ["health"]);
+        // A named flow is shared, not copied.
+        let intake = demo.flow("12345-intake").map(Arc::clone);
+        assert!(intake.is_some_and(|f| Arc::ptr_eq(&f, &line("12345").flow)));
+        // The merged line: the announcement, then the 12345 flow.
+        let merged = line("12319");
+        assert_eq!(merged.into.as_deref(), Some("12345"));
+        assert_eq!(merged.flow.entry, crate::ivr::ANNOUNCEMENT_NODE);
+        assert_eq!(
+            merged.flow.nodes.first().and_then(|n| n.kind.prompt()),
+            Some("merged_line")
+        );
+        assert_eq!(merged.flow.nodes.len(), line("12345").flow.nodes.len() + 1);
+
+        assert_eq!(
+            demo.survey,
+            Survey {
+                prompt: "survey".into(),
+                thanks: "thank_you".into(),
+                timeout: Duration::from_secs(10),
+                retries: 1,
+            }
+        );
+        assert_eq!(demo.blocklist.numbers, ["13800000000"]);
+        assert_eq!(demo.blocklist.prompt, "blocked");
+        assert!(demo.blocklist.contains("+86 138-0000-0000"));
+        assert_eq!(demo.prompts.names(), Prompts::shipped().names());
     }
 
     const BASE: &str =
@@ -930,5 +1034,520 @@ mod tests {
         assert_eq!(c.origin, "t.toml");
         assert!(c.webhooks.is_none());
         assert!(c.trunks.is_empty() && c.routes.is_empty());
+    }
+
+    /// Text parsed after [`BASE`]: a tenant "city", a queue "q" (target
+    /// "a") and a flow "intake" queueing to it.
+    const CENTRE: &str = "[[tenants]]\nname = \"city\"\n\
+        [[queues]]\nname = \"q\"\ntenant = \"city\"\ntarget = \"a\"\n\
+        [[flows]]\nname = \"intake\"\nentry = \"q\"\n\
+        [[flows.nodes]]\nname = \"q\"\nkind = \"queue\"\nqueue = \"q\"\n";
+
+    /// `[[lines]]` table for `number` of tenant "city" with `mode` and `keys`.
+    fn line_table(number: &str, mode: &str, keys: &str) -> String {
+        format!("[[lines]]\nnumber = \"{number}\"\ntenant = \"city\"\nmode = \"{mode}\"\n{keys}\n")
+    }
+
+    /// `extra` after [`BASE`] is refused: the error names `key` (and a
+    /// line), says `message` and helps with `help`.
+    fn refused(extra: &str, key: &str, message: &str, help: &str) -> ConfigError {
+        let text = format!("{BASE}{extra}");
+        let e = match parse(&text, "t.toml") {
+            Ok(_) => panic!("should be refused:\n{text}"),
+            Err(e) => e,
+        };
+        assert_eq!(e.key.as_deref(), Some(key), "{e}");
+        assert!(e.line.is_some(), "{e}");
+        assert!(e.message.contains(message), "{e}\nshould say: {message}");
+        assert!(
+            e.help
+                .as_deref()
+                .is_some_and(|h| !h.is_empty() && h.contains(help)),
+            "{e}\nhelp should say: {help}"
+        );
+        e
+    }
+
+    #[test]
+    fn lines_queues_and_tenants_read_as_written() {
+        let c = config(&format!(
+            "{CENTRE}{}{}",
+            line_table(
+                "12345",
+                "main",
+                "flow = \"intake\"\ntopic = \"all\"\nskills = [\"s1\", \"s2\"]\n\
+                 priority = 3\nsurvey = false\nclosed_flow = \"intake\""
+            ),
+            line_table("12319", "merged", "")
+        ));
+        let main = &c.lines[0];
+        assert_eq!(main.mode, LineMode::Main);
+        assert_eq!(main.flow.name, "intake");
+        assert_eq!(main.topic.as_deref(), Some("all"));
+        assert_eq!(main.skills, ["s1", "s2"]);
+        assert_eq!((main.priority, main.survey), (3, false));
+        assert_eq!(
+            main.closed_flow.as_ref().map(|f| f.name.as_str()),
+            Some("intake")
+        );
+        // A merged line without `into` continues into its tenant's one
+        // main line, after the default announcement.
+        let merged = &c.lines[1];
+        assert_eq!(merged.into.as_deref(), Some("12345"));
+        assert_eq!(merged.flow.name, "12319+intake");
+        assert_eq!(
+            merged.flow.nodes.first().and_then(|n| n.kind.prompt()),
+            Some("merged_line")
+        );
+        assert_eq!((merged.priority, merged.survey), (0, true));
+        assert!(merged.skills.is_empty() && merged.closed_flow.is_none());
+        let t = &c.tenants[0];
+        assert_eq!(
+            (t.utc_offset_minutes, &t.hours, t.overflow_to_parent),
+            (480, &Schedule::Always, false)
+        );
+        assert_eq!(c.queue("q").map(|q| q.target.as_str()), Some("a"));
+        assert_eq!(c.survey.timeout, Duration::from_secs(10));
+        assert_eq!(
+            (c.survey.retries, c.blocklist.prompt.as_str()),
+            (1, "blocked")
+        );
+        assert!(c.blocklist.numbers.is_empty());
+    }
+
+    #[test]
+    fn utc_offset_is_parsed_and_checked() {
+        let offset = |o: &str| {
+            let c = config(&format!(
+                "[[tenants]]\nname = \"t\"\nutc_offset = \"{o}\"\n"
+            ));
+            c.tenants[0].utc_offset_minutes
+        };
+        assert_eq!(offset("+08:00"), 480);
+        assert_eq!(offset("-05:30"), -330);
+        assert_eq!(offset("+14:00"), 840);
+        for bad in ["+8", "08:00", "+14:30", "+05:60", "UTC+8"] {
+            refused(
+                &format!("[[tenants]]\nname = \"t\"\nutc_offset = \"{bad}\"\n"),
+                "tenants[0].utc_offset",
+                &format!("invalid UTC offset \"{bad}\""),
+                "\"+08:00\"",
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_tenant_is_refused() {
+        refused(
+            &format!("{CENTRE}[[lines]]\nnumber = \"12345\"\ntenant = \"town\"\nmode = \"main\"\nflow = \"intake\"\n"),
+            "lines[0].tenant",
+            "unknown tenant \"town\"",
+            "known tenants: city",
+        );
+        refused(
+            "[[tenants]]\nname = \"city\"\n[[queues]]\nname = \"q\"\ntenant = \"cty\"\ntarget = \"a\"\n",
+            "queues[0].tenant",
+            "unknown tenant \"cty\"",
+            "did you mean \"city\"?",
+        );
+        refused(
+            "[[tenants]]\nname = \"city\"\nparent = \"province\"\n",
+            "tenants[0].parent",
+            "unknown tenant \"province\"",
+            "[[tenants]]",
+        );
+        // Lines without any tenant.
+        refused(
+            "[[lines]]\nnumber = \"12345\"\nmode = \"main\"\n",
+            "lines[0].tenant",
+            "no [[tenants]]",
+            "add a tenant",
+        );
+    }
+
+    #[test]
+    fn parent_cycle_is_refused_naming_the_cycle() {
+        refused(
+            "[[tenants]]\nname = \"top\"\n\
+             [[tenants]]\nname = \"a\"\nparent = \"c\"\n\
+             [[tenants]]\nname = \"b\"\nparent = \"a\"\n\
+             [[tenants]]\nname = \"c\"\nparent = \"b\"\n",
+            "tenants[1].parent",
+            "parent cycle: a -> c -> b -> a",
+            "tree",
+        );
+        refused(
+            "[[tenants]]\nname = \"a\"\nparent = \"a\"\n",
+            "tenants[0].parent",
+            "its own parent",
+            "top-level",
+        );
+        refused(
+            "[[tenants]]\nname = \"a\"\noverflow_to_parent = true\n",
+            "tenants[0].overflow_to_parent",
+            "has no parent",
+            "parent = ",
+        );
+        // A tree is fine, parents before or after their children.
+        let c = config(
+            "[[tenants]]\nname = \"county\"\nparent = \"city\"\noverflow_to_parent = true\n\
+             [[tenants]]\nname = \"city\"\nparent = \"province\"\n\
+             [[tenants]]\nname = \"province\"\n",
+        );
+        assert_eq!(c.tenants[0].parent.as_deref(), Some("city"));
+        assert!(c.tenants[0].overflow_to_parent);
+    }
+
+    #[test]
+    fn line_number_that_is_a_route_number_is_refused() {
+        let e = refused(
+            &format!(
+                "[[routes]]\nnumber = \"12345\"\ntarget = \"a\"\n{CENTRE}{}",
+                line_table("12345", "main", "flow = \"intake\"")
+            ),
+            "lines[0].number",
+            "line number \"12345\" is also the number of routes[0].number (line",
+            "not both",
+        );
+        assert!(e.to_string().contains("lines[0].number"), "{e}");
+        refused(
+            &format!(
+                "{CENTRE}{}{}",
+                line_table("12345", "main", "flow = \"intake\""),
+                line_table("12345", "dual", "flow = \"intake\"")
+            ),
+            "lines[1].number",
+            "duplicate line number \"12345\"; first defined at lines[0].number",
+            "remove one",
+        );
+        refused(
+            &format!("{CENTRE}{}", line_table("*", "main", "flow = \"intake\"")),
+            "lines[0].number",
+            "not a line number",
+            "default [[routes]]",
+        );
+        refused(
+            &format!(
+                "{CENTRE}{}",
+                line_table("123-45", "main", "flow = \"intake\"")
+            ),
+            "lines[0].number",
+            "invalid number \"123-45\"",
+            "Request-URI",
+        );
+    }
+
+    #[test]
+    fn a_trunk_rule_that_rewrites_a_line_number_is_refused() {
+        refused(
+            &format!(
+                "[[trunks]]\nname = \"c\"\nsources = [\"192.0.2.0/24\"]\n\
+                 numbers = [{{ prefix = \"123\", replace = \"\" }}]\n{CENTRE}{}",
+                line_table("12345", "main", "flow = \"intake\"")
+            ),
+            "trunks[0].numbers[0]",
+            "turns line number \"12345\" into \"45\"",
+            "never a line's number itself",
+        );
+    }
+
+    #[test]
+    fn merged_line_needs_one_main_line() {
+        refused(
+            &format!("{CENTRE}{}", line_table("12319", "merged", "")),
+            "lines[0].into",
+            "tenant \"city\" has no main line",
+            "mode = \"main\"",
+        );
+        refused(
+            &format!(
+                "{CENTRE}{}{}{}",
+                line_table("12345", "main", "flow = \"intake\""),
+                line_table("96345", "main", "flow = \"intake\""),
+                line_table("12319", "merged", "")
+            ),
+            "lines[2].into",
+            "several main lines (12345, 96345)",
+            "into = \"12345\"",
+        );
+        refused(
+            &format!(
+                "{CENTRE}{}{}",
+                line_table("12320", "dual", "flow = \"intake\""),
+                line_table("12319", "merged", "into = \"12320\"")
+            ),
+            "lines[1].into",
+            "line \"12320\" is a dual line",
+            "mode = \"main\"",
+        );
+        refused(
+            &format!(
+                "{CENTRE}{}{}",
+                line_table("12345", "main", "flow = \"intake\""),
+                line_table("12319", "merged", "into = \"12346\"")
+            ),
+            "lines[1].into",
+            "no line has number \"12346\"",
+            "main lines: 12345",
+        );
+        // Keys of the wrong mode.
+        refused(
+            &format!(
+                "{CENTRE}{}{}",
+                line_table("12345", "main", "flow = \"intake\""),
+                line_table("12319", "merged", "flow = \"intake\"")
+            ),
+            "lines[1].flow",
+            "line \"12319\" is merged",
+            "into = ",
+        );
+        refused(
+            &format!(
+                "{CENTRE}{}",
+                line_table(
+                    "12345",
+                    "main",
+                    "flow = \"intake\"\nannouncement = \"greeting\""
+                )
+            ),
+            "lines[0].announcement",
+            "`announcement` applies only to a merged line",
+            "mode = \"merged\"",
+        );
+        refused(
+            &format!("{CENTRE}{}", line_table("12345", "main", "")),
+            "lines[0].flow",
+            "missing key",
+            "known flows: intake",
+        );
+        refused(
+            &format!("{CENTRE}{}", line_table("12345", "primary", "")),
+            "lines[0].mode",
+            "unknown mode \"primary\"; expected one of: main, dual, dual_retained, merged",
+            "\"merged\"",
+        );
+        refused(
+            &format!(
+                "{CENTRE}{}{}",
+                line_table("12345", "main", "flow = \"intake\""),
+                line_table("12319", "merged", "announcement = \"moved\"")
+            ),
+            "lines[1].announcement",
+            "unknown prompt \"moved\"",
+            "[prompts] dir",
+        );
+        refused(
+            &format!(
+                "{CENTRE}{}",
+                line_table("12345", "main", "flow = \"intake\"\npriority = 10")
+            ),
+            "lines[0].priority",
+            "10 is out of range; expected 0 to 9",
+            "the default is 0",
+        );
+    }
+
+    #[test]
+    fn closed_flow_is_required_when_the_tenant_keeps_hours() {
+        let centre = CENTRE.replace(
+            "name = \"city\"\n",
+            "name = \"city\"\nhours = [\"Mon-Fri 08:30-17:30\"]\n",
+        );
+        refused(
+            &format!(
+                "{centre}{}",
+                line_table("12345", "main", "flow = \"intake\"")
+            ),
+            "lines[0].closed_flow",
+            "tenant \"city\" keeps hours at tenants[0].hours (line",
+            "closed_flow = ",
+        );
+        let c = config(&format!(
+            "{centre}{}",
+            line_table(
+                "12345",
+                "main",
+                "flow = \"intake\"\nclosed_flow = \"intake\""
+            )
+        ));
+        assert!(matches!(c.tenants[0].hours, Schedule::Weekly(_)));
+        refused(
+            &format!(
+                "{centre}{}",
+                line_table(
+                    "12345",
+                    "main",
+                    "flow = \"intake\"\nclosed_flow = \"closed\""
+                )
+            ),
+            "lines[0].closed_flow",
+            "unknown flow \"closed\"",
+            "known flows: intake",
+        );
+        refused(
+            "[[tenants]]\nname = \"city\"\nhours = [\"Mon-Fri 8-17\"]\n",
+            "tenants[0].hours[0]",
+            "invalid window",
+            "7x24",
+        );
+    }
+
+    #[test]
+    fn unknown_queue_in_a_flow_is_refused() {
+        let e = refused(
+            &CENTRE.replace("queue = \"q\"\n", "queue = \"qq\"\n"),
+            "flows[0].nodes[0].queue",
+            "flow \"intake\", node \"q\": unknown queue \"qq\"",
+            "did you mean \"q\"? or define it in a [[queues]] table (known queues: q)",
+        );
+        assert!(e.line.is_some());
+        refused(
+            "[[tenants]]\nname = \"city\"\n[[queues]]\nname = \"q\"\ntenant = \"city\"\ntarget = \"c\"\n",
+            "queues[0].target",
+            "unknown target \"c\"",
+            "until the gateway's own agents (ACD) take the queue",
+        );
+        refused(
+            "[[tenants]]\nname = \"city\"\n[[queues]]\nname = \"q\"\ntenant = \"city\"\n",
+            "queues[0].target",
+            "missing key",
+            "until the gateway's own agents (ACD) take the queue",
+        );
+    }
+
+    /// A fresh directory under the temp dir.
+    fn temp_dir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("hotline-config-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            panic!("{}: {e}", dir.display());
+        }
+        dir
+    }
+
+    #[test]
+    fn a_prompts_dir_adds_prompts_and_flows_may_only_use_known_ones() {
+        let dir = temp_dir("prompts");
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts/greeting.wav");
+        if let Err(e) = std::fs::copy(&shipped, dir.join("press-one.wav")) {
+            panic!("{e}");
+        }
+        let flow = |prompt: &str| {
+            format!(
+                "[prompts]\ndir = {:?}\n\
+                 [[flows]]\nname = \"f\"\nentry = \"p\"\n\
+                 [[flows.nodes]]\nname = \"p\"\nkind = \"play\"\nprompt = \"{prompt}\"\nnext = \"h\"\n\
+                 [[flows.nodes]]\nname = \"h\"\nkind = \"hangup\"\n",
+                dir.display().to_string()
+            )
+        };
+        let c = config(&flow("press-one"));
+        assert!(c.prompts.get("press-one").is_some() && c.prompts.get("greeting").is_some());
+        refused(
+            &flow("press-two"),
+            "flows[0].nodes[0].prompt",
+            "unknown prompt \"press-two\"",
+            "did you mean \"press-one\"?",
+        );
+        // The survey and the block list check theirs against the same set.
+        config(&format!(
+            "[prompts]\ndir = {:?}\n[survey]\nprompt = \"press-one\"\n",
+            dir.display().to_string()
+        ));
+        refused(
+            "[blocklist]\nprompt = \"press-one\"\n",
+            "blocklist.prompt",
+            "unknown prompt \"press-one\"",
+            "known prompts: blocked",
+        );
+        // A relative dir is relative to the config file.
+        let file = dir.join("hotline.toml");
+        let text = format!("{BASE}[prompts]\ndir = \".\"\n[survey]\nthanks = \"press-one\"\n");
+        if let Err(e) = std::fs::write(&file, text) {
+            panic!("{e}");
+        }
+        match load(&file) {
+            Ok(c) => assert_eq!(c.survey.thanks, "press-one"),
+            Err(e) => panic!("{e}"),
+        }
+        // A directory that is not there names the key and the directory.
+        let missing = dir.join("nope");
+        let e = refused(
+            &format!("[prompts]\ndir = {:?}\n", missing.display().to_string()),
+            "prompts.dir",
+            "cannot read the directory",
+            "relative to the config file's directory",
+        );
+        assert!(e.message.contains("nope"), "{e}");
+        std::fs::write(dir.join("bad name.wav"), b"RIFF").ok();
+        let e = refused(
+            &format!("[prompts]\ndir = {:?}\n", dir.display().to_string()),
+            "prompts.dir",
+            "bad name",
+            "rename the file",
+        );
+        assert!(e.message.contains("bad name.wav"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn survey_keys_read_and_checked() {
+        let c = config("[survey]\nprompt = \"greeting\"\nthanks = \"blocked\"\ntimeout_secs = 60\nretries = 0\n");
+        assert_eq!(
+            c.survey,
+            Survey {
+                prompt: "greeting".into(),
+                thanks: "blocked".into(),
+                timeout: Duration::from_secs(60),
+                retries: 0,
+            }
+        );
+        refused(
+            "[survey]\ntimeout_secs = 0\n",
+            "survey.timeout_secs",
+            "out of range",
+            "the default is 10",
+        );
+        refused(
+            "[survey]\nretries = 10\n",
+            "survey.retries",
+            "out of range",
+            "the default is 1",
+        );
+        refused(
+            "[survey]\nthanks = \"thanks\"\n",
+            "survey.thanks",
+            "unknown prompt \"thanks\"",
+            "thank_you",
+        );
+    }
+
+    #[test]
+    fn blocklist_numbers_are_canonical_and_unique() {
+        let c = config(
+            "[blocklist]\nnumbers = [\"+86 138-0013-8000\", \"008613900139000\", \"110\", \"+1 202 555 0100\"]\n",
+        );
+        assert_eq!(
+            c.blocklist.numbers,
+            ["13800138000", "13900139000", "110", "+12025550100"]
+        );
+        assert!(c.blocklist.contains("13800138000"));
+        assert!(c.blocklist.contains("+8613900139000"));
+        let e = refused(
+            "[blocklist]\nnumbers = [\"13800138000\",\n  \"+86 (138) 0013 8000\"]\n",
+            "blocklist.numbers[1]",
+            "\"+86 (138) 0013 8000\" is the same caller as \"13800138000\" at \
+             blocklist.numbers[0] (line 10): both are 13800138000",
+            "list each caller once",
+        );
+        assert_eq!(e.line, Some(11), "{e}");
+        for bad in ["12", "+86", "1380013800x", "138*0013", ""] {
+            refused(
+                &format!("[blocklist]\nnumbers = [\"{bad}\"]\n"),
+                "blocklist.numbers[0]",
+                "invalid caller number",
+                "13800138000",
+            );
+        }
     }
 }

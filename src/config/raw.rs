@@ -27,6 +27,15 @@ pub(super) struct RawConfig {
     pub routes: Vec<RawRoute>,
     #[serde(default)]
     pub flows: Vec<RawFlow>,
+    pub prompts: Option<RawPrompts>,
+    #[serde(default)]
+    pub tenants: Vec<RawTenant>,
+    #[serde(default)]
+    pub lines: Vec<RawLine>,
+    #[serde(default)]
+    pub queues: Vec<RawQueue>,
+    pub survey: Option<RawSurvey>,
+    pub blocklist: Option<RawBlocklist>,
 }
 
 /// `[node]`
@@ -247,6 +256,71 @@ impl RawFlowNode {
             .map(|(k, _)| *k)
             .collect()
     }
+}
+
+/// `[prompts]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table ([prompts])")]
+pub(super) struct RawPrompts {
+    pub dir: Option<String>,
+}
+
+/// One `[[tenants]]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table ([[tenants]])")]
+pub(super) struct RawTenant {
+    pub name: Option<String>,
+    pub parent: Option<String>,
+    pub utc_offset: Option<String>,
+    pub hours: Option<Vec<String>>,
+    pub overflow_to_parent: Option<bool>,
+}
+
+/// One `[[lines]]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table ([[lines]])")]
+pub(super) struct RawLine {
+    pub number: Option<String>,
+    pub tenant: Option<String>,
+    pub mode: Option<String>,
+    pub flow: Option<String>,
+    pub into: Option<String>,
+    pub announcement: Option<String>,
+    pub topic: Option<String>,
+    pub skills: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "count")]
+    pub priority: Option<u64>,
+    pub survey: Option<bool>,
+    pub closed_flow: Option<String>,
+}
+
+/// One `[[queues]]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table ([[queues]])")]
+pub(super) struct RawQueue {
+    pub name: Option<String>,
+    pub tenant: Option<String>,
+    pub target: Option<String>,
+}
+
+/// `[survey]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table ([survey])")]
+pub(super) struct RawSurvey {
+    pub prompt: Option<String>,
+    pub thanks: Option<String>,
+    #[serde(default, deserialize_with = "seconds")]
+    pub timeout_secs: Option<u64>,
+    #[serde(default, deserialize_with = "count")]
+    pub retries: Option<u64>,
+}
+
+/// `[blocklist]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table ([blocklist])")]
+pub(super) struct RawBlocklist {
+    pub numbers: Option<Vec<String>>,
+    pub prompt: Option<String>,
 }
 
 /// A non-negative integer whose `expecting` names its unit, so a wrong type

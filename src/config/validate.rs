@@ -5,20 +5,22 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::ivr::{self, Flow, NodeKind, Schedule};
+use crate::ivr::{self, Flow, NodeKind, PromptDirError, Prompts, Schedule};
 
 use super::raw::{
-    RawApi, RawConfig, RawFlow, RawFlowNode, RawMedia, RawNode, RawNumberRule, RawRoute, RawSip,
-    RawTarget, RawTrunk, RawWebhooks,
+    RawApi, RawBlocklist, RawConfig, RawFlow, RawFlowNode, RawLine, RawMedia, RawNode,
+    RawNumberRule, RawPrompts, RawQueue, RawRoute, RawSip, RawSurvey, RawTarget, RawTenant,
+    RawTrunk, RawWebhooks,
 };
 use super::source::{closest, Source};
 use super::{
-    Api, Cidr, CidrError, Config, ConfigError, Latching, Media, Node, NumberRule, Outbound, Route,
-    Secret, Sip, Target, TargetTransport, Trunk, UnknownSource, Webhooks,
+    caller_key, Api, Blocklist, Cidr, CidrError, Config, ConfigError, Latching, Line, LineMode,
+    Media, Node, NumberRule, Outbound, Queue, Route, Secret, Sip, Survey, Target, TargetTransport,
+    Tenant, Trunk, UnknownSource, Webhooks,
 };
 
 type Result<T> = std::result::Result<T, ConfigError>;
@@ -39,8 +41,33 @@ pub(super) fn validate(raw: RawConfig, src: &Source<'_>) -> Result<Config> {
     let trunks = trunks(raw.trunks, &sip, src)?;
     let targets = targets(raw.targets, &sip, src)?;
     let routes = routes(raw.routes, &targets, src)?;
-    routes_stay_reachable(&trunks, &routes, src)?;
-    let flows = flows(raw.flows, &targets, src)?;
+    let route_numbers: Vec<(String, &str)> = routes
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| !r.is_default())
+        .map(|(k, r)| (format!("routes[{k}]"), r.number.as_str()))
+        .collect();
+    numbers_stay_reachable(&trunks, &route_numbers, Dialled::Route, src)?;
+    let prompts = Arc::new(prompts(raw.prompts.unwrap_or_default(), src)?);
+    let prompt_names = prompts.names();
+    let tenants = tenants(raw.tenants, src)?;
+    let queues = queues(raw.queues, &tenants, &targets, src)?;
+    let flows = flows(raw.flows, &prompt_names, &queues, &targets, src)?;
+    let known = Known {
+        tenants: &tenants,
+        flows: &flows,
+        routes: &routes,
+        prompts: &prompt_names,
+    };
+    let lines = lines(raw.lines, &known, src)?;
+    let line_numbers: Vec<(String, &str)> = lines
+        .iter()
+        .enumerate()
+        .map(|(k, l)| (format!("lines[{k}]"), l.number.as_str()))
+        .collect();
+    numbers_stay_reachable(&trunks, &line_numbers, Dialled::Line, src)?;
+    let survey = survey(raw.survey.unwrap_or_default(), &prompt_names, src)?;
+    let blocklist = blocklist(raw.blocklist.unwrap_or_default(), &prompt_names, src)?;
     Ok(Config {
         origin: src.origin().to_owned(),
         node,
@@ -52,20 +79,12 @@ pub(super) fn validate(raw: RawConfig, src: &Source<'_>) -> Result<Config> {
         targets,
         routes,
         flows,
-        prompts: Arc::new(crate::ivr::Prompts::shipped()),
-        tenants: Vec::new(),
-        lines: Vec::new(),
-        queues: Vec::new(),
-        survey: super::Survey {
-            prompt: "survey".to_owned(),
-            thanks: "thank_you".to_owned(),
-            timeout: Duration::from_secs(10),
-            retries: 1,
-        },
-        blocklist: super::Blocklist {
-            numbers: Vec::new(),
-            prompt: "blocked".to_owned(),
-        },
+        prompts,
+        tenants,
+        lines,
+        queues,
+        survey,
+        blocklist,
     })
 }
 
@@ -829,32 +848,46 @@ fn rule_number(src: &Source<'_>, key: &str, text: &str) -> Result<()> {
     ))
 }
 
-/// Every route number must come out of every trunk's rules as it went in:
-/// a rule that empties or rewrites a route's own number would make calls
-/// dialled as that number miss its route.
-fn routes_stay_reachable(trunks: &[Trunk], routes: &[Route], src: &Source<'_>) -> Result<()> {
+/// What a number checked by [`numbers_stay_reachable`] is.
+#[derive(Clone, Copy)]
+enum Dialled {
+    Route,
+    Line,
+}
+
+/// Every route and line number must come out of every trunk's rules as it
+/// went in: a rule that empties or rewrites such a number would make calls
+/// dialled as that number miss their route or line. `numbers` are
+/// (`routes[k]` or `lines[k]`, the number).
+fn numbers_stay_reachable(
+    trunks: &[Trunk],
+    numbers: &[(String, &str)],
+    what: Dialled,
+    src: &Source<'_>,
+) -> Result<()> {
+    let (noun, miss, never) = match what {
+        Dialled::Route => ("route number", "their route", "a routed number itself"),
+        Dialled::Line => ("line number", "their line", "a line's number itself"),
+    };
     for (i, trunk) in trunks.iter().enumerate() {
-        for (k, route) in routes.iter().enumerate().filter(|(_, r)| !r.is_default()) {
-            let mut number = route.number.clone();
+        for (path, dialled) in numbers {
+            let mut number = (*dialled).to_owned();
             for (j, rule) in trunk.numbers.iter().enumerate() {
                 let Some(rest) = number.strip_prefix(rule.prefix.as_str()) else {
                     continue;
                 };
                 number = format!("{}{rest}", rule.replace);
-                if number == route.number {
+                if number == *dialled {
                     continue;
                 }
                 let key = format!("trunks[{i}].numbers[{j}]");
                 let message = if number.is_empty() {
-                    format!(
-                        "the rule turns route number \"{}\" into an empty number",
-                        route.number
-                    )
+                    format!("the rule turns {noun} \"{dialled}\" into an empty number")
                 } else {
                     format!(
-                        "the rule turns route number \"{}\" into \"{number}\": calls to it \
-                         from trunk \"{}\" would miss their route",
-                        route.number, trunk.name
+                        "the rule turns {noun} \"{dialled}\" into \"{number}\": calls to it \
+                         from trunk \"{}\" would miss {miss}",
+                        trunk.name
                     )
                 };
                 return Err(src.error(
@@ -862,9 +895,8 @@ fn routes_stay_reachable(trunks: &[Trunk], routes: &[Route], src: &Source<'_>) -
                     message,
                     Some(format!(
                         "a rule rewrites prefixes the carrier adds (\"+86\", \"020\"), never \
-                         a routed number itself: drop the rule or give it a longer prefix \
-                         (see {})",
-                        located(src, &format!("routes[{k}]"))
+                         {never}: drop the rule or give it a longer prefix (see {})",
+                        located(src, path)
                     )),
                 ));
             }
@@ -988,39 +1020,82 @@ fn routes(raw: Vec<RawRoute>, targets: &[Target], src: &Source<'_>) -> Result<Ve
         }
         numbers.insert(number.clone(), i);
 
-        let key = format!("{path}.target");
         let known: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
-        let list = if known.is_empty() {
-            "no targets are defined yet".to_owned()
-        } else {
-            let mut shown = known
-                .iter()
-                .take(10)
-                .copied()
-                .collect::<Vec<_>>()
-                .join(", ");
-            if known.len() > 10 {
-                shown.push_str(", ...");
-            }
-            format!("known targets: {shown}")
-        };
-        let Some(target) = r.target else {
-            return Err(src.error(
-                &key,
-                "missing key",
-                Some(format!("name a [[targets]] table ({list})")),
-            ));
-        };
-        if !known.contains(&target.as_str()) {
-            let mut help = format!("define it in a [[targets]] table ({list})");
-            if let Some(near) = closest(&target, &known) {
-                help = format!("did you mean \"{near}\"? or {help}");
-            }
-            return Err(src.error(&key, format!("unknown target \"{target}\""), Some(help)));
-        }
+        let target = reference(
+            src,
+            &format!("{path}.target"),
+            r.target,
+            &known,
+            Table::Targets,
+            "name a [[targets]] table",
+        )?;
         routes.push(Route { number, target });
     }
     Ok(routes)
+}
+
+/// A table other tables refer to by name.
+#[derive(Clone, Copy)]
+enum Table {
+    Targets,
+    Tenants,
+    Queues,
+    Flows,
+}
+
+impl Table {
+    /// (`[[header]]`, what one entry is called, what several are called).
+    fn words(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Table::Targets => ("[[targets]]", "target", "targets"),
+            Table::Tenants => ("[[tenants]]", "tenant", "tenants"),
+            Table::Queues => ("[[queues]]", "queue", "queues"),
+            Table::Flows => ("[[flows]]", "flow", "flows"),
+        }
+    }
+}
+
+/// "known targets: a, b" (at most ten shown), or "no targets are defined yet".
+fn known_list(table: Table, known: &[&str]) -> String {
+    let (_, _, plural) = table.words();
+    if known.is_empty() {
+        return format!("no {plural} are defined yet");
+    }
+    let mut shown = known
+        .iter()
+        .take(10)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if known.len() > 10 {
+        shown.push_str(", ...");
+    }
+    format!("known {plural}: {shown}")
+}
+
+/// A required reference by name to an entry of `table`; `missing_help`
+/// says what to name when the key is left out.
+fn reference(
+    src: &Source<'_>,
+    key: &str,
+    raw: Option<String>,
+    known: &[&str],
+    table: Table,
+    missing_help: &str,
+) -> Result<String> {
+    let list = known_list(table, known);
+    let Some(name) = raw else {
+        return Err(src.error(key, "missing key", Some(format!("{missing_help} ({list})"))));
+    };
+    if !known.contains(&name.as_str()) {
+        let (header, one, _) = table.words();
+        let mut help = format!("define it in a {header} table ({list})");
+        if let Some(near) = closest(&name, known) {
+            help = format!("did you mean \"{near}\"? or {help}");
+        }
+        return Err(src.error(key, format!("unknown {one} \"{name}\""), Some(help)));
+    }
+    Ok(name)
 }
 
 /// Digits, `*` and `#`, with an optional leading `+`.
@@ -1211,11 +1286,18 @@ const NODE_KEYS: [(&str, &[&str], &[&str]); 9] = [
 ];
 
 /// `[[flows]]`: each flow's nodes read per kind, then [`Flow::validate`]
-/// against the shipped prompts and the targets (queue names are not
-/// checked: there is no queue table yet).
-fn flows(raw: Vec<RawFlow>, targets: &[Target], src: &Source<'_>) -> Result<Vec<Arc<Flow>>> {
+/// against the configuration's prompts (`prompts`: shipped and
+/// `[prompts] dir`), queues and targets.
+fn flows(
+    raw: Vec<RawFlow>,
+    prompts: &[&str],
+    queues: &[Queue],
+    targets: &[Target],
+    src: &Source<'_>,
+) -> Result<Vec<Arc<Flow>>> {
     let mut names: HashMap<String, usize> = HashMap::new();
     let target_names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
+    let queue_names: Vec<&str> = queues.iter().map(|q| q.name.as_str()).collect();
     let mut flows = Vec::with_capacity(raw.len());
     for (i, f) in raw.into_iter().enumerate() {
         let path = format!("flows[{i}]");
@@ -1238,7 +1320,7 @@ fn flows(raw: Vec<RawFlow>, targets: &[Target], src: &Source<'_>) -> Result<Vec<
             nodes.push(flow_node(src, &name, &format!("{path}.nodes[{j}]"), n)?);
         }
         let flow = Flow::new(name, entry, nodes);
-        if let Err(e) = flow.validate(&ivr::PROMPTS, None, &target_names) {
+        if let Err(e) = flow.validate(prompts, Some(&queue_names), &target_names) {
             let (key, who) = match &e.node {
                 Some((j, node)) => (
                     format!("{path}.nodes[{j}].{}", e.key),
@@ -1246,11 +1328,40 @@ fn flows(raw: Vec<RawFlow>, targets: &[Target], src: &Source<'_>) -> Result<Vec<
                 ),
                 None => (format!("{path}.{}", e.key), format!("flow \"{}\"", e.flow)),
             };
-            return Err(src.error(&key, format!("{who}: {}", e.message), e.help));
+            // The flow knows the names; the file knows where they are
+            // defined, so the help says that.
+            let node = e.node.as_ref().map(|(j, _)| &flow.nodes[*j].kind);
+            let help = match (e.key.as_str(), node) {
+                ("prompt", Some(kind)) => Some(prompt_help(kind.prompt().unwrap_or(""), prompts)),
+                ("queue", Some(NodeKind::Queue { queue, .. })) => {
+                    let mut help = format!(
+                        "define it in a [[queues]] table ({})",
+                        known_list(Table::Queues, &queue_names)
+                    );
+                    if let Some(near) = closest(queue, &queue_names) {
+                        help = format!("did you mean \"{near}\"? or {help}");
+                    }
+                    Some(help)
+                }
+                _ => e.help,
+            };
+            return Err(src.error(&key, format!("{who}: {}", e.message), help));
         }
         flows.push(Arc::new(flow));
     }
     Ok(flows)
+}
+
+/// The help for an unknown prompt `name`.
+fn prompt_help(name: &str, prompts: &[&str]) -> String {
+    let mut help = format!(
+        "known prompts: {}; a centre's own recordings go in the [prompts] dir as <name>.wav",
+        prompts.join(", ")
+    );
+    if let Some(near) = closest(name, prompts) {
+        help = format!("did you mean \"{near}\"? {help}");
+    }
+    help
 }
 
 /// One `[[flows.nodes]]` table at `path` of flow `flow`.
@@ -1505,5 +1616,755 @@ fn option_key(key: &str) -> String {
         key.to_owned()
     } else {
         format!("{key:?}")
+    }
+}
+
+/// `[prompts]`: the shipped prompts, plus those of `dir` if given. A
+/// relative `dir` is relative to the directory of the config file (of the
+/// working directory for the embedded demo).
+fn prompts(raw: RawPrompts, src: &Source<'_>) -> Result<Prompts> {
+    const KEY: &str = "prompts.dir";
+    let Some(dir) = raw.dir else {
+        return Ok(Prompts::shipped());
+    };
+    if dir.trim().is_empty() {
+        return Err(src.error(
+            KEY,
+            "empty path",
+            Some(
+                "leave the key out to play the shipped prompts only, or name a directory of \
+                 WAV files"
+                    .to_owned(),
+            ),
+        ));
+    }
+    let base = if src.origin() == super::DEMO_ORIGIN {
+        None
+    } else {
+        Path::new(src.origin()).parent()
+    };
+    let path = match base {
+        Some(base) => base.join(&dir),
+        None => PathBuf::from(&dir),
+    };
+    Prompts::with_dir(&path).map_err(|e| {
+        let help = match &e {
+            PromptDirError::Dir { .. } => format!(
+                "name a directory of WAV files; a relative path is relative to the config \
+                 file's directory ({} here)",
+                base.filter(|b| !b.as_os_str().is_empty())
+                    .map_or_else(|| "the working directory".to_owned(), |b| b.display().to_string())
+            ),
+            PromptDirError::Read { .. } => {
+                "check that the gateway's user may read the file".to_owned()
+            }
+            PromptDirError::Name { .. } => "rename the file: its name without .wav is the name \
+                                            flows use (letters, digits, '-' and '_')"
+                .to_owned(),
+            PromptDirError::Wav { .. } => "prompts are 8000 Hz mono 16-bit PCM WAV files; \
+                                           convert with e.g. `sox in.wav -r 8000 -c 1 -b 16 out.wav`"
+                .to_owned(),
+        };
+        src.error(KEY, e.to_string(), Some(help))
+    })
+}
+
+/// A prompt name at `key` (`default` when left out) that `prompts` has.
+fn prompt(
+    src: &Source<'_>,
+    key: &str,
+    raw: Option<String>,
+    default: &str,
+    prompts: &[&str],
+) -> Result<String> {
+    let name = raw.unwrap_or_else(|| default.to_owned());
+    if !prompts.contains(&name.as_str()) {
+        return Err(src.error(
+            key,
+            format!("unknown prompt \"{name}\""),
+            Some(prompt_help(&name, prompts)),
+        ));
+    }
+    Ok(name)
+}
+
+/// `[[tenants]]`: names first (a parent may be defined after its
+/// children), then each tenant's keys, then the tree has no cycle.
+fn tenants(raw: Vec<RawTenant>, src: &Source<'_>) -> Result<Vec<Tenant>> {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut names = Vec::with_capacity(raw.len());
+    for (i, t) in raw.iter().enumerate() {
+        let name = name(
+            src,
+            &format!("tenants[{i}].name"),
+            t.name.clone(),
+            "every [[tenants]] table needs a name, e.g. name = \"guangzhou\"",
+        )?;
+        unique(src, &mut seen, "tenants", i, &name)?;
+        names.push(name);
+    }
+    let known: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut tenants = Vec::with_capacity(raw.len());
+    for (i, (t, name)) in raw.into_iter().zip(&names).enumerate() {
+        let path = format!("tenants[{i}]");
+        let parent = match t.parent {
+            None => None,
+            Some(p) if p == *name => {
+                return Err(src.error(
+                    &format!("{path}.parent"),
+                    format!("tenant \"{name}\" is its own parent"),
+                    Some(
+                        "parent names the tenant above this one (a city's province); leave it \
+                         out for a top-level tenant"
+                            .to_owned(),
+                    ),
+                ))
+            }
+            Some(p) => Some(reference(
+                src,
+                &format!("{path}.parent"),
+                Some(p),
+                &known,
+                Table::Tenants,
+                "",
+            )?),
+        };
+        let utc_offset_minutes = utc_offset(src, &format!("{path}.utc_offset"), t.utc_offset)?;
+        let hours = match t.hours {
+            None => Schedule::Always,
+            Some(entries) => Schedule::parse(&entries).map_err(|(s, message)| {
+                let key = if entries.is_empty() {
+                    format!("{path}.hours")
+                } else {
+                    format!("{path}.hours[{s}]")
+                };
+                src.error(&key, message, Some(ivr::SCHEDULE_HELP.to_owned()))
+            })?,
+        };
+        let overflow_to_parent = t.overflow_to_parent.unwrap_or(false);
+        if overflow_to_parent && parent.is_none() {
+            return Err(src.error(
+                &format!("{path}.overflow_to_parent"),
+                format!("tenant \"{name}\" overflows to its parent, but has no parent"),
+                Some(
+                    "set parent to the tenant that takes the overflow, e.g. parent = \
+                     \"province\", or remove overflow_to_parent"
+                        .to_owned(),
+                ),
+            ));
+        }
+        tenants.push(Tenant {
+            name: name.clone(),
+            parent,
+            utc_offset_minutes,
+            hours,
+            overflow_to_parent,
+        });
+    }
+    no_parent_cycle(&tenants, src)?;
+    Ok(tenants)
+}
+
+/// The parents form a tree: following them from any tenant ends at a
+/// tenant without one. A cycle is named from its first tenant in the file.
+fn no_parent_cycle(tenants: &[Tenant], src: &Source<'_>) -> Result<()> {
+    let index = |name: &str| tenants.iter().position(|t| t.name == name);
+    for (i, tenant) in tenants.iter().enumerate() {
+        let mut chain = vec![tenant.name.as_str()];
+        let mut at = i;
+        // A path longer than the table has repeated a tenant.
+        for _ in 0..tenants.len() {
+            let Some(next) = tenants[at].parent.as_deref().and_then(index) else {
+                break;
+            };
+            chain.push(tenants[next].name.as_str());
+            if next == i {
+                return Err(src.error(
+                    &format!("tenants[{i}].parent"),
+                    format!("parent cycle: {}", chain.join(" -> ")),
+                    Some(
+                        "tenants form a tree (province -> city -> county): remove the parent \
+                         of the tenant at the top of it"
+                            .to_owned(),
+                    ),
+                ));
+            }
+            at = next;
+        }
+    }
+    Ok(())
+}
+
+/// Minutes east of UTC written `"+HH:MM"` or `"-HH:MM"`, at most 14 hours.
+fn parse_utc_offset(text: &str) -> Option<i32> {
+    let (sign, rest) = match text.as_bytes().first()? {
+        b'+' => (1, &text[1..]),
+        b'-' => (-1, &text[1..]),
+        _ => return None,
+    };
+    let (h, m) = rest.split_once(':')?;
+    let two_digits = |s: &str| s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit());
+    if !two_digits(h) || !two_digits(m) {
+        return None;
+    }
+    let (h, m): (i32, i32) = (h.parse().ok()?, m.parse().ok()?);
+    let minutes = h * 60 + m;
+    (m < 60 && minutes <= 14 * 60).then_some(sign * minutes)
+}
+
+fn utc_offset(src: &Source<'_>, key: &str, raw: Option<String>) -> Result<i32> {
+    let Some(text) = raw else {
+        return Ok(8 * 60);
+    };
+    parse_utc_offset(&text).ok_or_else(|| {
+        src.error(
+            key,
+            format!("invalid UTC offset \"{text}\"; expected \"+HH:MM\" or \"-HH:MM\" from -14:00 to +14:00"),
+            Some("the tenant's local time is UTC plus this, for its hours: \"+08:00\" in China (the default)".to_owned()),
+        )
+    })
+}
+
+/// `[[queues]]`: each belongs to a tenant and, until the ACD, delivers its
+/// calls to a target.
+fn queues(
+    raw: Vec<RawQueue>,
+    tenants: &[Tenant],
+    targets: &[Target],
+    src: &Source<'_>,
+) -> Result<Vec<Queue>> {
+    let tenant_names: Vec<&str> = tenants.iter().map(|t| t.name.as_str()).collect();
+    let target_names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
+    let mut names: HashMap<String, usize> = HashMap::new();
+    let mut queues = Vec::with_capacity(raw.len());
+    for (i, q) in raw.into_iter().enumerate() {
+        let path = format!("queues[{i}]");
+        let name = name(
+            src,
+            &format!("{path}.name"),
+            q.name,
+            "every [[queues]] table needs a name, e.g. name = \"general\"",
+        )?;
+        unique(src, &mut names, "queues", i, &name)?;
+        let tenant = reference(
+            src,
+            &format!("{path}.tenant"),
+            q.tenant,
+            &tenant_names,
+            Table::Tenants,
+            "name the [[tenants]] table the queue belongs to",
+        )?;
+        let target = reference(
+            src,
+            &format!("{path}.target"),
+            q.target,
+            &target_names,
+            Table::Targets,
+            "name a [[targets]] table, e.g. the existing contact centre's hunt group",
+        )
+        .map_err(|e| ConfigError {
+            help: e.help.map(|h| {
+                format!(
+                    "{h}; until the gateway's own agents (ACD) take the queue, its calls go to \
+                     this target"
+                )
+            }),
+            ..e
+        })?;
+        queues.push(Queue {
+            name,
+            tenant,
+            target,
+        });
+    }
+    Ok(queues)
+}
+
+/// What `[[lines]]` refer to.
+struct Known<'a> {
+    tenants: &'a [Tenant],
+    flows: &'a [Arc<Flow>],
+    routes: &'a [Route],
+    prompts: &'a [&'a str],
+}
+
+/// A line's own keys, before a merged line's flow is built.
+struct LineDraft {
+    number: String,
+    tenant: String,
+    mode: LineMode,
+    flow: DraftFlow,
+    topic: Option<String>,
+    skills: Vec<String>,
+    priority: u8,
+    survey: bool,
+    closed_flow: Option<Arc<Flow>>,
+}
+
+/// The flow a line names, or for a merged line what its flow is built from.
+enum DraftFlow {
+    Own(Arc<Flow>),
+    /// The `into` line's index in the file, its number, the announcement.
+    Into(usize, String, String),
+}
+
+const MODES: [(&str, LineMode); 4] = [
+    ("main", LineMode::Main),
+    ("dual", LineMode::Dual),
+    ("dual_retained", LineMode::DualRetained),
+    ("merged", LineMode::Merged),
+];
+
+/// `[[lines]]`: number, tenant and mode of every line first (a merged
+/// line's `into` may name a line further down), then each line's keys,
+/// then the merged lines' flows (the `into` line's flow after the
+/// announcement).
+fn lines(raw: Vec<RawLine>, known: &Known<'_>, src: &Source<'_>) -> Result<Vec<Line>> {
+    if !raw.is_empty() && known.tenants.is_empty() {
+        return Err(src.error(
+            "lines[0].tenant",
+            "there are [[lines]] but no [[tenants]]: every line belongs to a tenant",
+            Some(
+                "add a tenant (a centre) before the lines, e.g. [[tenants]] name = \"city\", \
+                 and set tenant = \"city\" on each line"
+                    .to_owned(),
+            ),
+        ));
+    }
+    let tenant_names: Vec<&str> = known.tenants.iter().map(|t| t.name.as_str()).collect();
+    let mut heads: Vec<(String, String, LineMode)> = Vec::with_capacity(raw.len());
+    let mut numbers: HashMap<String, usize> = HashMap::new();
+    for (i, l) in raw.iter().enumerate() {
+        let path = format!("lines[{i}]");
+        let number = line_number(src, &path, l.number.clone(), known.routes, &numbers)?;
+        numbers.insert(number.clone(), i);
+        let tenant = reference(
+            src,
+            &format!("{path}.tenant"),
+            l.tenant.clone(),
+            &tenant_names,
+            Table::Tenants,
+            "name the [[tenants]] table (the centre) the line belongs to",
+        )?;
+        let mode = line_mode(src, &path, l.mode.as_deref())?;
+        heads.push((number, tenant, mode));
+    }
+    let mut drafts = Vec::with_capacity(raw.len());
+    for (i, l) in raw.into_iter().enumerate() {
+        drafts.push(line(src, i, l, &heads, known)?);
+    }
+    let mut lines = Vec::with_capacity(drafts.len());
+    for (i, d) in drafts.iter().enumerate() {
+        let (flow, into) = match &d.flow {
+            DraftFlow::Own(flow) => (Arc::clone(flow), None),
+            DraftFlow::Into(j, into, announcement) => {
+                // `into` was checked to be a main line, and a main line
+                // names its own flow.
+                let DraftFlow::Own(base) = &drafts[*j].flow else {
+                    return Err(src.error(
+                        &format!("lines[{i}].into"),
+                        format!("line \"{into}\" is itself merged"),
+                        Some("a merged line continues into a main line".to_owned()),
+                    ));
+                };
+                let name = format!("{}+{}", d.number, base.name);
+                let flow = ivr::with_announcement(base, announcement, &name);
+                (Arc::new(flow), Some(into.clone()))
+            }
+        };
+        lines.push(Line {
+            number: d.number.clone(),
+            tenant: d.tenant.clone(),
+            mode: d.mode,
+            flow,
+            into,
+            topic: d.topic.clone(),
+            skills: d.skills.clone(),
+            priority: d.priority,
+            survey: d.survey,
+            closed_flow: d.closed_flow.clone(),
+        });
+    }
+    Ok(lines)
+}
+
+/// A line's `number`: written like a route's, not `"*"`, unique among the
+/// lines (`seen`), and no route's number.
+fn line_number(
+    src: &Source<'_>,
+    path: &str,
+    raw: Option<String>,
+    routes: &[Route],
+    seen: &HashMap<String, usize>,
+) -> Result<String> {
+    let key = format!("{path}.number");
+    let Some(number) = raw else {
+        return Err(src.error(
+            &key,
+            "missing key",
+            Some("give the number the line answers, e.g. number = \"12345\"".to_owned()),
+        ));
+    };
+    if number == Route::DEFAULT {
+        return Err(src.error(
+            &key,
+            "\"*\" is not a line number",
+            Some(
+                "a line answers one dialled number, e.g. \"12345\"; \"*\" alone is only for the \
+                 default [[routes]] table"
+                    .to_owned(),
+            ),
+        ));
+    }
+    check_number(src, &key, &number)?;
+    if let Some(first) = seen.get(&number) {
+        return Err(src.error(
+            &key,
+            format!(
+                "duplicate line number \"{number}\"; first defined at {}",
+                located(src, &format!("lines[{first}].number"))
+            ),
+            Some("a number has one line: remove one".to_owned()),
+        ));
+    }
+    if let Some(k) = routes.iter().position(|r| r.number == number) {
+        return Err(src.error(
+            &key,
+            format!(
+                "line number \"{number}\" is also the number of {}",
+                located(src, &format!("routes[{k}].number"))
+            ),
+            Some(
+                "a number is a line (answered here: tenant, flow) or a route (sent straight to \
+                 a target), not both: remove the [[routes]] table or the [[lines]] table"
+                    .to_owned(),
+            ),
+        ));
+    }
+    Ok(number)
+}
+
+fn line_mode(src: &Source<'_>, path: &str, raw: Option<&str>) -> Result<LineMode> {
+    let key = format!("{path}.mode");
+    let modes: Vec<&str> = MODES.iter().map(|(m, _)| *m).collect();
+    let help = "\"main\": 12345 itself; \"dual\": a kept number whose calls enter the 12345 \
+                queues; \"dual_retained\": a kept number whose department kept its own seats; \
+                \"merged\": a cancelled number, an announcement then the 12345 flow";
+    let Some(text) = raw else {
+        return Err(src.error(&key, "missing key", Some(help.to_owned())));
+    };
+    match MODES.iter().find(|(m, _)| *m == text) {
+        Some((_, mode)) => Ok(*mode),
+        None => {
+            let mut help = help.to_owned();
+            if let Some(near) = closest(text, &modes) {
+                help = format!("did you mean \"{near}\"? {help}");
+            }
+            Err(src.error(
+                &key,
+                format!(
+                    "unknown mode \"{text}\"; expected one of: {}",
+                    modes.join(", ")
+                ),
+                Some(help),
+            ))
+        }
+    }
+}
+
+/// The keys of line `i` after its number, tenant and mode (`heads[i]`).
+fn line(
+    src: &Source<'_>,
+    i: usize,
+    l: RawLine,
+    heads: &[(String, String, LineMode)],
+    known: &Known<'_>,
+) -> Result<LineDraft> {
+    let path = format!("lines[{i}]");
+    let key_of = |k: &str| format!("{path}.{k}");
+    let (number, tenant, mode) = heads[i].clone();
+    let flow_names: Vec<&str> = known.flows.iter().map(|f| f.name.as_str()).collect();
+    let flow_ref = |k: &str, raw: Option<String>, missing_help: &str| -> Result<Arc<Flow>> {
+        let key = key_of(k);
+        let name = reference(src, &key, raw, &flow_names, Table::Flows, missing_help)?;
+        known
+            .flows
+            .iter()
+            .find(|f| f.name == name)
+            .map(Arc::clone)
+            .ok_or_else(|| src.error(&key, format!("unknown flow \"{name}\""), None))
+    };
+    let flow = if mode == LineMode::Merged {
+        if l.flow.is_some() {
+            return Err(src.error(
+                &key_of("flow"),
+                format!(
+                    "line \"{number}\" is merged: it runs the flow of the line it is merged into"
+                ),
+                Some(
+                    "remove flow; a merged line takes into = \"12345\" (the main line whose \
+                     flow its calls continue into, after the announcement)"
+                        .to_owned(),
+                ),
+            ));
+        }
+        let into = merged_into(src, &path, l.into, &number, &tenant, heads)?;
+        let announcement = prompt(
+            src,
+            &key_of("announcement"),
+            l.announcement,
+            "merged_line",
+            known.prompts,
+        )?;
+        DraftFlow::Into(into.0, into.1, announcement)
+    } else {
+        for (k, set) in [
+            ("into", l.into.is_some()),
+            ("announcement", l.announcement.is_some()),
+        ] {
+            if set {
+                return Err(src.error(
+                    &key_of(k),
+                    format!("`{k}` applies only to a merged line; line \"{number}\" is {mode}"),
+                    Some(
+                        "remove it, or make the line mode = \"merged\" (which takes into and \
+                         announcement instead of flow)"
+                            .to_owned(),
+                    ),
+                ));
+            }
+        }
+        DraftFlow::Own(flow_ref(
+            "flow",
+            l.flow,
+            &format!(
+                "name the [[flows]] table a {mode} line's calls run, e.g. flow = \"12345-intake\""
+            ),
+        )?)
+    };
+    let topic = l
+        .topic
+        .map(|t| name(src, &key_of("topic"), Some(t), ""))
+        .transpose()?;
+    let mut skills = Vec::new();
+    for (s, skill) in l.skills.unwrap_or_default().into_iter().enumerate() {
+        skills.push(name(
+            src,
+            &key_of(&format!("skills[{s}]")),
+            Some(skill),
+            "",
+        )?);
+    }
+    let priority = ranged(
+        src,
+        &key_of("priority"),
+        l.priority,
+        0,
+        0,
+        9,
+        "(added to the queue priority)",
+    )? as u8;
+    let closed_flow = match l.closed_flow {
+        Some(c) => Some(flow_ref("closed_flow", Some(c), "")?),
+        None => {
+            let (t, keeps_hours) = known
+                .tenants
+                .iter()
+                .enumerate()
+                .find(|(_, t)| t.name == tenant)
+                .map_or((0, false), |(k, t)| (k, t.hours != Schedule::Always));
+            if keeps_hours {
+                return Err(src.error(
+                    &key_of("closed_flow"),
+                    format!(
+                        "missing key: line \"{number}\" needs a flow for calls while its tenant \
+                         is closed: tenant \"{tenant}\" keeps hours at {}",
+                        located(src, &format!("tenants[{t}].hours"))
+                    ),
+                    Some(format!(
+                        "name a [[flows]] table ({}), e.g. closed_flow = \"after-hours\" \
+                         (a play of the opening hours, then a hangup); or open the tenant \
+                         7x24 by leaving its hours out",
+                        known_list(Table::Flows, &flow_names)
+                    )),
+                ));
+            }
+            None
+        }
+    };
+    Ok(LineDraft {
+        number,
+        tenant,
+        mode,
+        flow,
+        topic,
+        skills,
+        priority,
+        survey: l.survey.unwrap_or(true),
+        closed_flow,
+    })
+}
+
+/// A merged line's `into`: the number of a main line; left out, the one
+/// main line of the same tenant. Gives (its index, its number).
+fn merged_into(
+    src: &Source<'_>,
+    path: &str,
+    raw: Option<String>,
+    number: &str,
+    tenant: &str,
+    heads: &[(String, String, LineMode)],
+) -> Result<(usize, String)> {
+    let key = format!("{path}.into");
+    let mains: Vec<(usize, &str, &str)> = heads
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, _, m))| *m == LineMode::Main)
+        .map(|(k, (n, t, _))| (k, n.as_str(), t.as_str()))
+        .collect();
+    let main_list = if mains.is_empty() {
+        "no line has mode = \"main\" yet".to_owned()
+    } else {
+        let numbers: Vec<&str> = mains.iter().map(|(_, n, _)| *n).collect();
+        format!("main lines: {}", numbers.join(", "))
+    };
+    let Some(into) = raw else {
+        let own: Vec<&(usize, &str, &str)> =
+            mains.iter().filter(|(_, _, t)| *t == tenant).collect();
+        return match own.as_slice() {
+            [(k, n, _)] => Ok((*k, (*n).to_owned())),
+            [] => Err(src.error(
+                &key,
+                format!(
+                    "missing key: tenant \"{tenant}\" has no main line for merged line \
+                     \"{number}\" to continue into"
+                ),
+                Some(format!(
+                    "add the tenant's 12345 line (mode = \"main\"), or set into to the number of \
+                     a main line ({main_list})"
+                )),
+            )),
+            several => {
+                let numbers: Vec<&str> = several.iter().map(|(_, n, _)| *n).collect();
+                Err(src.error(
+                    &key,
+                    format!(
+                        "missing key: tenant \"{tenant}\" has several main lines ({}); merged \
+                         line \"{number}\" must say which one it continues into",
+                        numbers.join(", ")
+                    ),
+                    Some(format!("set into = \"{}\"", numbers[0])),
+                ))
+            }
+        };
+    };
+    if into == number {
+        return Err(src.error(
+            &key,
+            format!("line \"{number}\" is merged into itself"),
+            Some(format!(
+                "into names the main line the calls continue into ({main_list})"
+            )),
+        ));
+    }
+    match heads.iter().position(|(n, _, _)| *n == into) {
+        Some(k) if heads[k].2 == LineMode::Main => Ok((k, into)),
+        Some(k) => Err(src.error(
+            &key,
+            format!(
+                "line \"{into}\" is a {} line; a merged line continues into a main line",
+                heads[k].2
+            ),
+            Some(format!("name a line with mode = \"main\" ({main_list})")),
+        )),
+        None => Err(src.error(
+            &key,
+            format!("no line has number \"{into}\""),
+            Some(format!(
+                "into is the number of a [[lines]] table with mode = \"main\" ({main_list})"
+            )),
+        )),
+    }
+}
+
+/// `[survey]`: the prompts must exist; one key 1–5 within the timeout.
+fn survey(raw: RawSurvey, prompts: &[&str], src: &Source<'_>) -> Result<Survey> {
+    let prompt_name = prompt(src, "survey.prompt", raw.prompt, "survey", prompts)?;
+    let thanks = prompt(src, "survey.thanks", raw.thanks, "thank_you", prompts)?;
+    let timeout = secs(src, "survey.timeout_secs", raw.timeout_secs, 10, 1, 60)?;
+    let retries = ranged(src, "survey.retries", raw.retries, 1, 0, 9, "replays")? as u8;
+    Ok(Survey {
+        prompt: prompt_name,
+        thanks,
+        timeout,
+        retries,
+    })
+}
+
+/// `[blocklist]`: numbers stored as [`caller_key`]s, each once.
+fn blocklist(raw: RawBlocklist, prompts: &[&str], src: &Source<'_>) -> Result<Blocklist> {
+    let mut numbers: Vec<String> = Vec::new();
+    let listed = raw.numbers.unwrap_or_default();
+    for (j, text) in listed.iter().enumerate() {
+        let key = format!("blocklist.numbers[{j}]");
+        let canonical = caller_key(text);
+        let digits = canonical.strip_prefix('+').unwrap_or(&canonical);
+        if digits.len() < 3 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(src.error(
+                &key,
+                format!(
+                    "invalid caller number \"{text}\"; expected at least 3 digits, optionally \
+                     after a leading +"
+                ),
+                Some(
+                    "write the number as carriers present it, e.g. \"13800138000\" or \
+                     \"+86 138 0013 8000\" (separators, +86 and 0086 are removed before callers \
+                     are compared)"
+                        .to_owned(),
+                ),
+            ));
+        }
+        if let Some(first) = numbers.iter().position(|n| *n == canonical) {
+            return Err(src.error(
+                &key,
+                format!(
+                    "\"{text}\" is the same caller as \"{}\" at {}: both are {canonical} once \
+                     separators and the country code (+86, 0086) are removed",
+                    listed[first],
+                    located(src, &format!("blocklist.numbers[{first}]")),
+                ),
+                Some("list each caller once: remove one".to_owned()),
+            ));
+        }
+        numbers.push(canonical);
+    }
+    let prompt = prompt(src, "blocklist.prompt", raw.prompt, "blocked", prompts)?;
+    Ok(Blocklist { numbers, prompt })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_utc_offset;
+
+    #[test]
+    fn utc_offsets() {
+        for (text, minutes) in [
+            ("+08:00", Some(480)),
+            ("-05:30", Some(-330)),
+            ("+00:00", Some(0)),
+            ("-00:00", Some(0)),
+            ("+14:00", Some(840)),
+            ("-14:00", Some(-840)),
+            ("+14:01", None),
+            ("+08:60", None),
+            ("08:00", None),
+            ("+8:00", None),
+            ("+0800", None),
+            ("UTC+8", None),
+            ("", None),
+            ("+", None),
+        ] {
+            assert_eq!(parse_utc_offset(text), minutes, "{text:?}");
+        }
     }
 }
