@@ -189,87 +189,6 @@ fn many_calls_each_get_exactly_one_record_under_loss() {
     assert_eq!(sim.live_calls(), 0);
 }
 
-/// Check `v` against the subset of JSON Schema our schemas use (type,
-/// required, additionalProperties: false, properties, const, enum,
-/// integer minimum/maximum, array items). Returns the first violation.
-fn check(schema: &Value, v: &Value, path: &str) -> Result<(), String> {
-    if let Some(c) = schema.get("const") {
-        return if c == v {
-            Ok(())
-        } else {
-            Err(format!("{path}: {v} is not {c}"))
-        };
-    }
-    if let Some(e) = schema.get("enum").and_then(Value::as_array) {
-        return if e.contains(v) {
-            Ok(())
-        } else {
-            Err(format!("{path}: {v} not in {e:?}"))
-        };
-    }
-    match schema.get("type").and_then(Value::as_str) {
-        Some("object") => {
-            let Some(obj) = v.as_object() else {
-                return Err(format!("{path}: not an object"));
-            };
-            let props = schema.get("properties").and_then(Value::as_object);
-            for r in schema
-                .get("required")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                let key = r.as_str().unwrap_or_default();
-                if !obj.contains_key(key) {
-                    return Err(format!("{path}: missing {key}"));
-                }
-            }
-            for (k, val) in obj {
-                match props.and_then(|p| p.get(k)) {
-                    Some(s) => check(s, val, &format!("{path}.{k}"))?,
-                    None if schema.get("additionalProperties") == Some(&Value::Bool(false)) => {
-                        return Err(format!("{path}: unexpected property {k}"));
-                    }
-                    None => {}
-                }
-            }
-            Ok(())
-        }
-        Some("array") => {
-            let Some(items) = v.as_array() else {
-                return Err(format!("{path}: not an array"));
-            };
-            let item = schema.get("items").cloned().unwrap_or(Value::Bool(true));
-            for (i, x) in items.iter().enumerate() {
-                check(&item, x, &format!("{path}[{i}]"))?;
-            }
-            Ok(())
-        }
-        Some("integer") => {
-            let Some(n) = v.as_i64() else {
-                return Err(format!("{path}: {v} is not an integer"));
-            };
-            if schema
-                .get("minimum")
-                .and_then(Value::as_i64)
-                .is_some_and(|m| n < m)
-                || schema
-                    .get("maximum")
-                    .and_then(Value::as_i64)
-                    .is_some_and(|m| n > m)
-            {
-                return Err(format!("{path}: {n} out of range"));
-            }
-            Ok(())
-        }
-        Some("string") => v
-            .as_str()
-            .map(|_| ())
-            .ok_or_else(|| format!("{path}: {v} is not a string")),
-        _ => Ok(()),
-    }
-}
-
 #[test]
 fn every_item_matches_its_json_schema() {
     let mut items = Vec::new();
@@ -289,22 +208,7 @@ fn every_item_matches_its_json_schema() {
     }
     let mut seen = std::collections::BTreeSet::new();
     for item in &items {
-        let path = format!(
-            "{}/schemas/{}.v1.json",
-            env!("CARGO_MANIFEST_DIR"),
-            item.kind
-        );
-        let schema: Value = match std::fs::read_to_string(&path).map(|t| serde_json::from_str(&t)) {
-            Ok(Ok(s)) => s,
-            other => panic!("schema {path}: {other:?}"),
-        };
-        let body: Value = match serde_json::from_str(&item.body) {
-            Ok(v) => v,
-            Err(e) => panic!("{e}"),
-        };
-        if let Err(e) = check(&schema, &body, item.kind) {
-            panic!("{e}\n{}", item.body);
-        }
+        common::check_item_schema(item);
         seen.insert(item.kind);
     }
     assert_eq!(

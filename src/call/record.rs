@@ -416,7 +416,13 @@ impl RecordBuilder {
 
     /// A flow starts on the caller's leg (`kind`: `ivr`, `survey`,
     /// `blocked`).
-    pub fn flow_started(&mut self, kind: &'static str, flow: &str, now: Instant, clock: &WallClock) {
+    pub fn flow_started(
+        &mut self,
+        kind: &'static str,
+        flow: &str,
+        now: Instant,
+        clock: &WallClock,
+    ) {
         self.segments.push(Segment {
             kind,
             at: rfc3339_ms(clock.unix_ms(now)),
@@ -451,7 +457,9 @@ impl RecordBuilder {
 
     /// Whether the line's flow result is still open (not yet recorded).
     pub fn ivr_open(&self) -> bool {
-        self.ivr.as_ref().is_some_and(|i| i.outcome == "ended" && i.nodes.is_empty())
+        self.ivr
+            .as_ref()
+            .is_some_and(|i| i.outcome == "ended" && i.nodes.is_empty())
     }
 
     /// Tags for the record (merged over earlier ones).

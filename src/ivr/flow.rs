@@ -234,8 +234,8 @@ impl LocalTime {
     /// `utc_offset_minutes` east of UTC (China: +480).
     #[must_use]
     pub fn from_unix(unix_secs: u64, utc_offset_minutes: i32) -> Self {
-        let local = i64::try_from(unix_secs).unwrap_or(i64::MAX / 2)
-            + i64::from(utc_offset_minutes) * 60;
+        let local =
+            i64::try_from(unix_secs).unwrap_or(i64::MAX / 2) + i64::from(utc_offset_minutes) * 60;
         let days = local.div_euclid(86_400);
         let minute = u16::try_from(local.rem_euclid(86_400) / 60).unwrap_or(0);
         // 1970-01-01 was a Thursday.

@@ -18,7 +18,10 @@ const SHIPPED: [(&str, &[u8]); 7] = [
         "recording_notice",
         include_bytes!("../../prompts/recording_notice.wav"),
     ),
-    ("merged_line", include_bytes!("../../prompts/merged_line.wav")),
+    (
+        "merged_line",
+        include_bytes!("../../prompts/merged_line.wav"),
+    ),
     (
         "queue_comfort",
         include_bytes!("../../prompts/queue_comfort.wav"),
@@ -109,7 +112,9 @@ impl Prompts {
                         // A shipped file that does not parse is a build
                         // defect the tests catch; leave the name out rather
                         // than take the process down.
-                        Err(e) => tracing::error!(prompt = name, error = %e, "shipped prompt unusable"),
+                        Err(e) => {
+                            tracing::error!(prompt = name, error = %e, "shipped prompt unusable")
+                        }
                     }
                 }
                 Prompts { by_name }

@@ -25,6 +25,7 @@ use hotline::sip::msg::{self, Hdr, Message, Method, Request, Response, SipHeader
 use hotline::sip::transaction::{LocalVia, Peer, TimerConfig, Transactions, TsxEvent};
 use hotline::sip::transport::{Packet, Transport};
 use hotline::time::{Duration, Instant};
+use serde_json::Value;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::net::SocketAddr;
@@ -957,4 +958,113 @@ pub fn has_header(text: &str, kind: Hdr) -> bool {
 /// (e.g. `max_cps = 2`) and `extra` appended, like [`sim_config`].
 pub fn sim_config_with_trunk(trunk_keys: &str, extra: &str) -> Config {
     sim_config_text(trunk_keys, extra)
+}
+
+/// Check `v` against the subset of JSON Schema our schemas use (type,
+/// required, additionalProperties: false, properties, const, enum,
+/// integer minimum/maximum, array items). Returns the first violation.
+pub fn check_schema(schema: &Value, v: &Value, path: &str) -> Result<(), String> {
+    if let Some(c) = schema.get("const") {
+        return if c == v {
+            Ok(())
+        } else {
+            Err(format!("{path}: {v} is not {c}"))
+        };
+    }
+    if let Some(e) = schema.get("enum").and_then(Value::as_array) {
+        return if e.contains(v) {
+            Ok(())
+        } else {
+            Err(format!("{path}: {v} not in {e:?}"))
+        };
+    }
+    match schema.get("type").and_then(Value::as_str) {
+        Some("object") => {
+            let Some(obj) = v.as_object() else {
+                return Err(format!("{path}: not an object"));
+            };
+            let props = schema.get("properties").and_then(Value::as_object);
+            for r in schema
+                .get("required")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let key = r.as_str().unwrap_or_default();
+                if !obj.contains_key(key) {
+                    return Err(format!("{path}: missing {key}"));
+                }
+            }
+            for (k, val) in obj {
+                match props.and_then(|p| p.get(k)) {
+                    Some(s) => check_schema(s, val, &format!("{path}.{k}"))?,
+                    None => match schema.get("additionalProperties") {
+                        Some(Value::Bool(false)) => {
+                            return Err(format!("{path}: unexpected property {k}"));
+                        }
+                        Some(s @ Value::Object(_)) => check_schema(s, val, &format!("{path}.{k}"))?,
+                        _ => {}
+                    },
+                }
+            }
+            Ok(())
+        }
+        Some("array") => {
+            let Some(items) = v.as_array() else {
+                return Err(format!("{path}: not an array"));
+            };
+            let item = schema.get("items").cloned().unwrap_or(Value::Bool(true));
+            for (i, x) in items.iter().enumerate() {
+                check_schema(&item, x, &format!("{path}[{i}]"))?;
+            }
+            Ok(())
+        }
+        Some("integer") => {
+            let Some(n) = v.as_i64() else {
+                return Err(format!("{path}: {v} is not an integer"));
+            };
+            if schema
+                .get("minimum")
+                .and_then(Value::as_i64)
+                .is_some_and(|m| n < m)
+                || schema
+                    .get("maximum")
+                    .and_then(Value::as_i64)
+                    .is_some_and(|m| n > m)
+            {
+                return Err(format!("{path}: {n} out of range"));
+            }
+            Ok(())
+        }
+        Some("boolean") => v
+            .as_bool()
+            .map(|_| ())
+            .ok_or_else(|| format!("{path}: {v} is not a boolean")),
+        Some("string") => v
+            .as_str()
+            .map(|_| ())
+            .ok_or_else(|| format!("{path}: {v} is not a string")),
+        _ => Ok(()),
+    }
+}
+
+/// Check a record item against `schemas/<kind>.v1.json`; panics with the
+/// violation and the body.
+pub fn check_item_schema(item: &hotline::call::record::RecordItem) {
+    let path = format!(
+        "{}/schemas/{}.v1.json",
+        env!("CARGO_MANIFEST_DIR"),
+        item.kind
+    );
+    let schema: Value = match std::fs::read_to_string(&path).map(|t| serde_json::from_str(&t)) {
+        Ok(Ok(s)) => s,
+        other => panic!("schema {path}: {other:?}"),
+    };
+    let body: Value = match serde_json::from_str(&item.body) {
+        Ok(v) => v,
+        Err(e) => panic!("{e}"),
+    };
+    if let Err(e) = check_schema(&schema, &body, item.kind) {
+        panic!("{e}\n{}", item.body);
+    }
 }

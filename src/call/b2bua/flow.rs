@@ -116,8 +116,7 @@ impl B2bua {
         let Some(call) = self.calls.get_mut(&cid) else {
             return;
         };
-        call.record
-            .flow_started(kind, &flow.name, now, &self.clock);
+        call.record.flow_started(kind, &flow.name, now, &self.clock);
         let mut r = a_response(tsx, a_invite, 200);
         r.set_to_tag(&call.a.local_tag);
         r.headers.push("Contact", contact);
@@ -471,7 +470,12 @@ impl B2bua {
 
     /// The agent (B) hung up: run the survey on the caller's leg when the
     /// line runs it. Returns whether it did (else the call ends as usual).
-    pub(super) fn start_survey(&mut self, cid: CallId, tsx: &mut Transactions, now: Instant) -> bool {
+    pub(super) fn start_survey(
+        &mut self,
+        cid: CallId,
+        tsx: &mut Transactions,
+        now: Instant,
+    ) -> bool {
         let config = self.config.clone();
         let Some(call) = self.calls.get_mut(&cid) else {
             return false;
@@ -491,13 +495,15 @@ impl B2bua {
             }
         }
         if let Some(b) = call.b.take() {
-            self.by_dialog.remove(&(b.call_id.clone(), b.local_tag.clone()));
+            self.by_dialog
+                .remove(&(b.call_id.clone(), b.local_tag.clone()));
         }
         self.media.disconnect(&mut call.media);
         call.conversation_end = Some(EndCause::HangUp(Side::B));
         let s = &config.survey;
         let flow = Arc::new(ivr::survey_flow(&s.prompt, &s.thanks, s.timeout, s.retries));
-        call.record.flow_started("survey", &flow.name, now, &self.clock);
+        call.record
+            .flow_started("survey", &flow.name, now, &self.clock);
         call.state = CallState::Ivr;
         call.ivr = Some(Box::new(IvrRun {
             phase: IvrPhase::Survey,
