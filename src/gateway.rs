@@ -214,6 +214,7 @@ impl Gateway {
                     && req.method != Method::Ack
                     && req.to_tag().is_none()
                     && self.config.trunk_for(p.source.ip()).is_none()
+                    && !self.config.trunks.iter().any(|t| t.sources.is_empty())
                 {
                     self.drop_counted("unknown_source");
                     return;

@@ -810,6 +810,8 @@ fn demo_sets_and_docs_describe_every_key() {
         ("prompts", "dir"),
         ("tenants", "parent"),
         ("lines", "closed_flow"),
+        ("trunks", "username"),
+        ("trunks", "password"),
     ];
     for (section, key) in commented {
         assert!(

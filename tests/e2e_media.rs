@@ -212,8 +212,9 @@ fn silence_on_both_legs_ends_the_call_after_the_rtp_timeout() {
     );
     let (_, body) = gw.get("/metrics").expect("metrics");
     assert!(
-        body.lines()
-            .any(|l| l.starts_with("hotline_calls_total{outcome=\"rtp_timeout\"} 1")),
+        body.lines().any(|l| l.starts_with(
+            "hotline_calls_total{tenant=\"none\",line=\"none\",outcome=\"rtp_timeout\"} 1"
+        )),
         "{body}"
     );
 }

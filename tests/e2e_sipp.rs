@@ -291,7 +291,8 @@ fn trunk_over_its_cps_cap_gets_503() {
     };
     let rejected = sample("hotline_trunk_rejected_total{trunk=\"capped\",reason=\"cps_limit\"}");
     assert_eq!(rejected, Some(refused as f64), "{text}");
-    let by_outcome = sample("hotline_calls_total{outcome=\"trunk_cps_limit\"}");
+    let by_outcome =
+        sample("hotline_calls_total{tenant=\"none\",line=\"none\",outcome=\"trunk_cps_limit\"}");
     assert_eq!(by_outcome, Some(refused as f64), "{text}");
     // The UAS saw only the answered calls (fewer than its -m 40): it is
     // stopped when dropped.

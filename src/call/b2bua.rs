@@ -17,6 +17,7 @@ use crate::media::shard::{DigitSource, MediaCommand, MediaEvent};
 use crate::pii::Pii;
 use crate::rng::Rng;
 use crate::sip::dialog::Dialog;
+use crate::sip::digest::{Credentials, DigestServer, Rejection};
 use crate::sip::msg::{Hdr, Method, NameAddr, Request, Response, SipHeaders};
 use crate::sip::transaction::{Peer, Transactions, TsxEvent};
 use crate::sip::transport::{host_literal, Transport};
@@ -27,6 +28,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod flow;
+
+/// How long a digest nonce we issue stays good (then `stale=true`).
+const NONCE_TTL: Duration = Duration::from_secs(300);
 
 /// Methods we implement, for `Allow` (RFC 3261 §20.5).
 pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, MESSAGE";
@@ -103,6 +107,8 @@ pub struct B2bua {
     admission: Admission,
     /// OPTIONS pings of the trunks with an `outbound` address.
     keepalive: Keepalive,
+    /// Digest challenges and checks for trunks with credentials.
+    digest: DigestServer,
 }
 
 /// Which B2BUA timer is next (the gateway turns it into its wake-up reason).
@@ -180,6 +186,7 @@ impl B2bua {
     pub fn new(config: Arc<Config>, seed: u64, now: Instant) -> B2bua {
         let host = host_literal(config.sip.advertise);
         let port = config.sip.listen.port();
+        let mut rng_key = Rng::new(seed ^ 0x00D1_6E57);
         let b2bua = B2bua {
             contacts: Arc::new(Contacts {
                 udp: format!("<sip:hotline@{host}:{port}>"),
@@ -207,6 +214,13 @@ impl B2bua {
                 seed ^ 0x0B7_10E5,
                 now,
             ),
+            digest: {
+                let mut key = [0u8; 32];
+                for chunk in key.chunks_exact_mut(8) {
+                    chunk.copy_from_slice(&rng_key.next_u64().to_le_bytes());
+                }
+                DigestServer::new(&config.node.name, &key, now, NONCE_TTL)
+            },
             config,
         };
         for trunk in &b2bua.config.trunks {
@@ -516,11 +530,7 @@ impl B2bua {
             return;
         }
         let config = self.config.clone();
-        let Some(trunk) = config.trunk_for(from_peer.addr.ip()) else {
-            // Unknown sources are filtered before the transaction layer
-            // when the policy is `drop`; here the policy is `reject`.
-            respond(tsx, id, &req, 403, now);
-            count_call("forbidden", None);
+        let Some(trunk) = self.trunk_of(id, &req, &from_peer, &config, tsx, now) else {
             return;
         };
         // The trunk's limits, before any routing or media work.
@@ -535,6 +545,99 @@ impl B2bua {
             self.admission.release(&trunk.name);
             self.trunk_gauge(&trunk.name);
         }
+    }
+
+    /// Which trunk an INVITE comes from: by its source address, and for a
+    /// trunk with credentials by its `Proxy-Authorization` (RFC 3261
+    /// §22.3). `None` when the INVITE was answered here instead: 407 with
+    /// a challenge (no or stale credentials), 403 (wrong credentials, or
+    /// an unknown source; unknown sources under `unknown_source = "drop"`
+    /// never get here unless some trunk takes calls from anywhere).
+    fn trunk_of<'c>(
+        &mut self,
+        id: TsxId,
+        req: &Request,
+        from: &Peer,
+        config: &'c Config,
+        tsx: &mut Transactions,
+        now: Instant,
+    ) -> Option<&'c Trunk> {
+        let ip = from.addr.ip();
+        let by_source = config.trunk_for(ip);
+        let creds = req
+            .headers
+            .get_named("Proxy-Authorization")
+            .and_then(Credentials::parse)
+            .filter(|c| c.realm == self.digest.realm());
+        let anywhere = config.trunks.iter().any(|t| t.sources.is_empty());
+        let Some(creds) = creds else {
+            return match by_source {
+                Some(t) if t.auth.is_none() => Some(t),
+                Some(_) => {
+                    self.challenge(id, req, false, tsx, now);
+                    None
+                }
+                None if anywhere => {
+                    self.challenge(id, req, false, tsx, now);
+                    None
+                }
+                None => {
+                    respond(tsx, id, req, 403, now);
+                    count_call("forbidden", None);
+                    None
+                }
+            };
+        };
+        // The trunk of that username, if this address may use it.
+        let trunk = config.trunks.iter().find(|t| {
+            t.auth
+                .as_ref()
+                .is_some_and(|a| a.username == creds.username)
+                && (t.sources.is_empty() || t.sources.iter().any(|c| c.contains(ip)))
+        });
+        let password = trunk
+            .and_then(|t| t.auth.as_ref())
+            .map(|a| a.password.reveal_str());
+        match self.digest.check(&creds, "INVITE", password, now) {
+            Ok(()) => trunk,
+            Err(Rejection::Stale) => {
+                self.challenge(id, req, true, tsx, now);
+                None
+            }
+            Err(Rejection::BadNonce | Rejection::Malformed) => {
+                // A nonce from before a restart, or not ours: a new one.
+                self.challenge(id, req, false, tsx, now);
+                None
+            }
+            Err(Rejection::Denied) => {
+                tracing::info!(source = %ip, "trunk authentication failed");
+                metrics::counter!("hotline_trunk_auth_failures_total").increment(1);
+                respond(tsx, id, req, 403, now);
+                count_call("forbidden", None);
+                None
+            }
+        }
+    }
+
+    /// 407 with our digest challenges (SHA-256, then MD5).
+    fn challenge(
+        &mut self,
+        id: TsxId,
+        req: &Request,
+        stale: bool,
+        tsx: &mut Transactions,
+        now: Instant,
+    ) {
+        let mut r = Response::to(req, 407);
+        r.set_to_tag(&format!("h{}", id.0));
+        for c in self
+            .digest
+            .challenges(now, stale, &self.config.sip.digest_algorithms)
+        {
+            r.headers.push("Proxy-Authenticate", c);
+        }
+        tsx.send_response(id, r, now);
+        metrics::counter!("hotline_trunk_challenges_total").increment(1);
     }
 
     /// A trunk over one of its limits: 503 with Retry-After, counted.

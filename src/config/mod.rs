@@ -265,6 +265,10 @@ pub struct Sip {
     /// What to do with an INVITE from an address no trunk lists
     /// (`unknown_source`, default `reject`).
     pub unknown_source: UnknownSource,
+    /// The digest algorithms our 407 challenges offer, in order
+    /// (`digest_algorithms`; RFC 8760: a UAC takes the first it supports,
+    /// but some read only the first).
+    pub digest_algorithms: Vec<crate::sip::digest::Algorithm>,
     /// Our User-Agent and Server header value (`user_agent`, default `Hotline-Gateway`).
     pub user_agent: String,
 }
@@ -409,8 +413,12 @@ impl fmt::Debug for Secret {
 pub struct Trunk {
     /// Unique name, used in logs, metrics and call records.
     pub name: String,
-    /// Networks the carrier's signalling comes from (at least one).
+    /// Networks the carrier's signalling comes from (empty only for a
+    /// trunk with [`Trunk::auth`], which then accepts any address).
     pub sources: Vec<Cidr>,
+    /// Digest credentials the carrier must present on each INVITE
+    /// (`username`, `password`; `None`: the source address is enough).
+    pub auth: Option<TrunkAuth>,
     /// Most calls from this trunk at once (`max_calls`; `None`: unlimited).
     /// An INVITE beyond it is answered 503.
     pub max_calls: Option<u32>,
@@ -425,6 +433,24 @@ pub struct Trunk {
     /// (`outbound`, `keepalive_secs`; `None` without `outbound`: no
     /// keepalive, no up/down state).
     pub outbound: Option<Outbound>,
+}
+
+/// A trunk's digest credentials (RFC 3261 §22.3: we answer its INVITE
+/// 407 and check its `Proxy-Authorization`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrunkAuth {
+    /// The username the carrier authenticates as (unique across trunks).
+    pub username: String,
+    /// Its password.
+    pub password: Secret,
+}
+
+impl Secret {
+    /// The secret as text (digest computations).
+    #[must_use]
+    pub fn reveal_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// A trunk's outbound route: the carrier's SIP address for requests we

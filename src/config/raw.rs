@@ -72,6 +72,7 @@ pub(super) struct RawSip {
     pub ring_timeout_secs: Option<u64>,
     pub unknown_source: Option<String>,
     pub user_agent: Option<String>,
+    pub digest_algorithms: Option<Vec<String>>,
 }
 
 /// `[api]`
@@ -136,6 +137,8 @@ pub(super) struct RawTrunk {
     pub outbound: Option<String>,
     #[serde(default, deserialize_with = "seconds")]
     pub keepalive_secs: Option<u64>,
+    pub username: Option<String>,
+    pub password: Option<String>,
 }
 
 /// One rule of a trunk's `numbers` list.

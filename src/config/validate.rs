@@ -20,7 +20,7 @@ use super::source::{closest, Source};
 use super::{
     caller_key, Api, Blocklist, Cidr, CidrError, Config, ConfigError, Latching, Line, LineMode,
     Media, Node, NumberRule, Outbound, Queue, Route, Secret, Sip, Survey, Target, TargetTransport,
-    Tenant, Trunk, UnknownSource, Webhooks,
+    Tenant, Trunk, TrunkAuth, UnknownSource, Webhooks,
 };
 
 type Result<T> = std::result::Result<T, ConfigError>;
@@ -200,6 +200,7 @@ fn sip(raw: RawSip, src: &Source<'_>) -> Result<Sip> {
 
     let unknown_source = unknown_source(src, raw.unknown_source.as_deref())?;
     let user_agent = user_agent(src, raw.user_agent)?;
+    let digest_algorithms = digest_algorithms(src, raw.digest_algorithms)?;
 
     Ok(Sip {
         listen,
@@ -214,6 +215,7 @@ fn sip(raw: RawSip, src: &Source<'_>) -> Result<Sip> {
         ring_timeout,
         unknown_source,
         user_agent,
+        digest_algorithms,
     })
 }
 
@@ -230,6 +232,45 @@ fn unknown_source(src: &Source<'_>, raw: Option<&str>) -> Result<UnknownSource> 
 }
 
 /// A User-Agent goes into a header: printable ASCII only, so no CR/LF.
+/// `sip.digest_algorithms`: "SHA-256" and/or "MD5", each once.
+fn digest_algorithms(
+    src: &Source<'_>,
+    raw: Option<Vec<String>>,
+) -> Result<Vec<crate::sip::digest::Algorithm>> {
+    use crate::sip::digest::Algorithm;
+    let Some(raw) = raw else {
+        return Ok(vec![Algorithm::Sha256, Algorithm::Md5]);
+    };
+    let help = "list \"SHA-256\" and/or \"MD5\" in the order to offer them, e.g. \
+                [\"SHA-256\", \"MD5\"], or [\"MD5\"] for peers that read only the first challenge";
+    if raw.is_empty() {
+        return Err(src.error("sip.digest_algorithms", "empty list", Some(help.to_owned())));
+    }
+    let mut out = Vec::new();
+    for (i, a) in raw.iter().enumerate() {
+        let alg = if a.eq_ignore_ascii_case("SHA-256") {
+            Algorithm::Sha256
+        } else if a.eq_ignore_ascii_case("MD5") {
+            Algorithm::Md5
+        } else {
+            return Err(src.error(
+                &format!("sip.digest_algorithms[{i}]"),
+                format!("unknown algorithm \"{a}\""),
+                Some(help.to_owned()),
+            ));
+        };
+        if out.contains(&alg) {
+            return Err(src.error(
+                &format!("sip.digest_algorithms[{i}]"),
+                format!("\"{a}\" is listed twice"),
+                Some(help.to_owned()),
+            ));
+        }
+        out.push(alg);
+    }
+    Ok(out)
+}
+
 fn user_agent(src: &Source<'_>, raw: Option<String>) -> Result<String> {
     let user_agent = raw.unwrap_or_else(|| "Hotline-Gateway".to_owned());
     let printable = user_agent.bytes().all(|b| (0x20..0x7f).contains(&b));
@@ -625,9 +666,81 @@ fn webhook_url(src: &Source<'_>, key: &str, text: &str) -> Result<reqwest::Url> 
     Ok(url)
 }
 
+/// A trunk's `username` and `password`: both or neither; the username a
+/// SIP token, unique; the password at least 12 characters.
+fn trunk_auth(
+    src: &Source<'_>,
+    path: &str,
+    username: Option<String>,
+    password: Option<String>,
+    usernames: &mut HashMap<String, String>,
+) -> Result<Option<TrunkAuth>> {
+    let (username, password) =
+        match (username, password) {
+            (None, None) => return Ok(None),
+            (Some(_), None) => {
+                return Err(src.error(
+                    &format!("{path}.password"),
+                    "a trunk with a username needs a password",
+                    Some(
+                        "add password = \"...\" (at least 12 characters), or remove username"
+                            .to_owned(),
+                    ),
+                ))
+            }
+            (None, Some(_)) => return Err(src.error(
+                &format!("{path}.username"),
+                "a trunk with a password needs a username",
+                Some(
+                    "add the username the carrier authenticates as, e.g. username = \"carrier-a\""
+                        .to_owned(),
+                ),
+            )),
+            (Some(u), Some(p)) => (u, p),
+        };
+    let ukey = format!("{path}.username");
+    let token = !username.is_empty()
+        && username.len() <= MAX_NAME
+        && username
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.!~*'+".contains(c));
+    if !token {
+        return Err(src.error(
+            &ukey,
+            format!("invalid username \"{username}\""),
+            Some(format!(
+                "1 to {MAX_NAME} letters, digits and - _ . ! ~ * ' +"
+            )),
+        ));
+    }
+    if let Some(first) = usernames.get(&username) {
+        return Err(src.error(
+            &ukey,
+            format!(
+                "username \"{username}\" is already used at {}",
+                located(src, first)
+            ),
+            Some("each trunk authenticates with its own username".to_owned()),
+        ));
+    }
+    usernames.insert(username.clone(), ukey);
+    if password.chars().count() < 12 {
+        return Err(src.error(
+            &format!("{path}.password"),
+            "password too short",
+            Some("use at least 12 characters, e.g. the output of: openssl rand -hex 16".to_owned()),
+        ));
+    }
+    Ok(Some(TrunkAuth {
+        username,
+        password: Secret::new(password),
+    }))
+}
+
 fn trunks(raw: Vec<RawTrunk>, sip: &Sip, src: &Source<'_>) -> Result<Vec<Trunk>> {
     let mut names: HashMap<String, usize> = HashMap::new();
     let mut seen: HashMap<Cidr, String> = HashMap::new();
+    let mut usernames: HashMap<String, String> = HashMap::new();
     let mut trunks = Vec::with_capacity(raw.len());
     for (i, t) in raw.into_iter().enumerate() {
         let path = format!("trunks[{i}]");
@@ -639,14 +752,21 @@ fn trunks(raw: Vec<RawTrunk>, sip: &Sip, src: &Source<'_>) -> Result<Vec<Trunk>>
         )?;
         unique(src, &mut names, "trunks", i, &name)?;
         let sources_path = format!("{path}.sources");
-        let example = "list the carrier's signalling networks, e.g. sources = [\"192.0.2.0/24\"]";
+        let auth = trunk_auth(src, &path, t.username, t.password, &mut usernames)?;
+        let example = "list the carrier's signalling networks, e.g. sources = [\"192.0.2.0/24\"], \
+                       or give the trunk username and password (digest authentication)";
         let raw_sources = match t.sources {
+            None if auth.is_some() => Vec::new(),
             None => return Err(src.error(&sources_path, "missing key", Some(example.to_owned()))),
             Some(s) if s.is_empty() => {
                 return Err(src.error(
                     &sources_path,
                     "no sources: this trunk would accept no calls",
-                    Some(example.to_owned()),
+                    Some(
+                        "leave the key out for a trunk with username and password that may \
+                         call from anywhere, or list its networks"
+                            .to_owned(),
+                    ),
                 ))
             }
             Some(s) => s,
@@ -693,6 +813,7 @@ fn trunks(raw: Vec<RawTrunk>, sip: &Sip, src: &Source<'_>) -> Result<Vec<Trunk>>
         trunks.push(Trunk {
             name,
             sources,
+            auth,
             max_calls,
             max_cps,
             numbers,

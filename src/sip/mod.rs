@@ -2,6 +2,7 @@
 //! dialogs and SDP offer/answer (`sdp`).
 
 pub mod dialog;
+pub mod digest;
 pub mod msg;
 pub mod sdp;
 pub mod transaction;

@@ -262,6 +262,8 @@ pub struct GatewayConfig {
     pub media_ports: (u16, u16),
     /// More keys for the `[media]` table (e.g. `latching = "off"`).
     pub media_toml: String,
+    /// More keys for the `[sip]` table (e.g. `digest_algorithms = ["MD5"]`).
+    pub sip_toml: String,
     /// `RUST_LOG` for the gateway (when the test run sets none).
     pub rust_log: String,
 }
@@ -297,6 +299,7 @@ impl GatewayConfig {
             extra_toml: String::new(),
             media_ports: free_rtp_range(),
             media_toml: String::new(),
+            sip_toml: String::new(),
             rust_log: "info".into(),
         }
     }
@@ -321,6 +324,7 @@ shutdown_grace_secs = {grace}
 [sip]
 listen = "127.0.0.1:{sip}"
 ring_timeout_secs = {ring}
+{sip_extra}
 
 [api]
 listen = "127.0.0.1:{api}"
@@ -354,6 +358,7 @@ target = "uas"
             media_min = self.media_ports.0,
             media_max = self.media_ports.1,
             media_extra = self.media_toml,
+            sip_extra = self.sip_toml,
         )
     }
 }

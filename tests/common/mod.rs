@@ -617,6 +617,40 @@ impl Sim {
         self.flush_uas();
     }
 
+    /// UA `ua` calls `number` with an SDP offer, with `extra` headers
+    /// (e.g. `Proxy-Authorization`) and CSeq `cseq`.
+    pub fn invite_with(&mut self, ua: usize, number: &str, cseq: u32, extra: &[(&str, String)]) {
+        let now = self.now;
+        let gw = self.gw_addr;
+        let u = &mut self.uas[ua];
+        let mut req = Request::new(Method::Invite, format!("sip:{number}@{gw}"));
+        let tag = u.rng.token(8);
+        let cid = u.rng.token(16);
+        req.headers.push("Max-Forwards", "70");
+        req.headers.push(
+            "From",
+            format!("<sip:13800138000@{}>;tag={tag}", u.addr.ip()),
+        );
+        req.headers.push("To", format!("<sip:{number}@{gw}>"));
+        req.headers
+            .push("Call-ID", format!("{cid}@{}", u.addr.ip()));
+        req.headers.push("CSeq", format!("{cseq} INVITE"));
+        req.headers.push("Contact", u.contact());
+        for (name, value) in extra {
+            req.headers.push(name, value.clone());
+        }
+        req.headers.push("Content-Type", "application/sdp");
+        req.body = Bytes::from(SDP_OFFER.to_string());
+        let peer = Peer {
+            transport: Transport::Udp,
+            addr: gw,
+            conn: None,
+        };
+        let id = u.tsx.send_request(req, peer, now);
+        u.invite = Some(id);
+        self.flush_uas();
+    }
+
     /// The carrier calls `number` with an SDP offer.
     pub fn invite(&mut self, number: &str) {
         self.invite_from(0, number, Some(SDP_OFFER));
