@@ -6,6 +6,8 @@
 //! - [`free_port`] / [`free_media_port`]: loopback ports free for both UDP
 //!   and TCP, never handed out twice in this process, so tests run in
 //!   parallel without colliding.
+//! - [`locked_rtp_range`]: a gateway RTP range no other process holds
+//!   (under `cargo nextest` every test is a process of its own).
 //! - [`TestDir`]: a unique scratch directory under `std::env::temp_dir()`;
 //!   kept (and its path printed) when the test fails, removed otherwise.
 //! - [`Gateway`]: writes a config, spawns `hotline serve --config …` with
@@ -266,6 +268,10 @@ pub struct GatewayConfig {
     pub sip_toml: String,
     /// `RUST_LOG` for the gateway (when the test run sets none).
     pub rust_log: String,
+    /// The `sources` of the generated trunk "sipp" (default
+    /// `["127.0.0.0/8"]`: every loopback address). Narrow it to make a
+    /// SIPp bound elsewhere on loopback (`-i 127.0.0.2`) an unknown source.
+    pub trunk_sources: Vec<String>,
 }
 
 /// An RTP range of [`MEDIA_BLOCK`] ports for one test gateway, never handed
@@ -287,6 +293,38 @@ pub fn free_rtp_range() -> (u16, u16) {
 /// Ports per test gateway: 40 calls at once.
 pub const MEDIA_BLOCK: u16 = 160;
 
+/// An RTP range of [`MEDIA_BLOCK`] ports no other process holds while this
+/// one runs: for tests whose calls anchor media.
+///
+/// [`free_rtp_range`] is unique within one process only: under `cargo
+/// nextest` (one process per test), or with a second checkout's tests
+/// running on the same machine, two gateways can get the same range, and
+/// the second cannot bind its first RTP port and ends the call at once
+/// (`media_failed`: a BYE right after the ACK). Here the blocks come from
+/// 10000..16240, which nothing else in the test suite uses (below the
+/// gateway's default range, 16384..), and a block is taken by listening on
+/// TCP at its first port (the gateway binds only UDP there) until this
+/// process exits. When all 39 are taken, [`free_rtp_range`] decides.
+pub fn locked_rtp_range() -> (u16, u16) {
+    const BASE: u32 = 10_000;
+    const BLOCKS: u32 = 6240 / MEDIA_BLOCK as u32;
+    static HELD: Mutex<Vec<TcpListener>> = Mutex::new(Vec::new());
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let offset = std::process::id() % BLOCKS;
+    for _ in 0..BLOCKS {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let first = BASE + (offset + n) % BLOCKS * u32::from(MEDIA_BLOCK);
+        let Ok(first) = u16::try_from(first) else {
+            continue;
+        };
+        if let Ok(lock) = TcpListener::bind(loopback(first)) {
+            HELD.lock().unwrap_or_else(|e| e.into_inner()).push(lock);
+            return (first, first + MEDIA_BLOCK - 1);
+        }
+    }
+    free_rtp_range()
+}
+
 impl GatewayConfig {
     /// Fresh ports for the gateway and its target.
     pub fn new() -> GatewayConfig {
@@ -301,6 +339,7 @@ impl GatewayConfig {
             media_toml: String::new(),
             sip_toml: String::new(),
             rust_log: "info".into(),
+            trunk_sources: vec!["127.0.0.0/8".into()],
         }
     }
 
@@ -336,7 +375,7 @@ port_max = {media_max}
 
 [[trunks]]
 name = "sipp"
-sources = ["127.0.0.0/8"]
+sources = [{sources}]
 
 [[targets]]
 name = "uas"
@@ -359,6 +398,12 @@ target = "uas"
             media_max = self.media_ports.1,
             media_extra = self.media_toml,
             sip_extra = self.sip_toml,
+            sources = self
+                .trunk_sources
+                .iter()
+                .map(|s| format!("{s:?}"))
+                .collect::<Vec<_>>()
+                .join(", "),
         )
     }
 }
@@ -662,6 +707,17 @@ impl Sipp {
     pub fn arg(mut self, a: &str) -> Sipp {
         self.extra.push(a.to_owned());
         self
+    }
+
+    /// `-s number`: dial `number` instead of [`NUMBER`] (SIPp takes the
+    /// last `-s`), e.g. a `[[lines]]` number.
+    pub fn dial(self, number: &str) -> Sipp {
+        self.arg("-s").arg(number)
+    }
+
+    /// `-set name value`: a scenario variable.
+    pub fn set(self, name: &str, value: &str) -> Sipp {
+        self.arg("-set").arg(name).arg(value)
     }
 
     pub fn local_port(&self) -> u16 {
