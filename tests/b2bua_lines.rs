@@ -617,3 +617,22 @@ fn every_item_of_line_calls_matches_its_json_schema() {
         ]
     );
 }
+
+#[test]
+fn a_survey_key_during_the_question_rates_and_hangs_up_despite_the_late_stop_report() {
+    // The shard reports the digit, then PlaybackDone{interrupted} for the
+    // question it stopped: by then the thank-you plays, and its own end
+    // must still lead to the hang-up.
+    let mut sim = through_then_agent_hangs_up(40, "12345");
+    press(&mut sim, '4');
+    assert_eq!(played(&sim).last().map(String::as_str), Some("thank_you"));
+    let leg = a_leg(&sim);
+    sim.media_event(MediaEvent::PlaybackDone {
+        leg,
+        interrupted: true,
+    });
+    prompt_done(&mut sim);
+    sim.run_for(Duration::from_secs(2));
+    assert_eq!(sim.uas[0].requests(Method::Bye).len(), 1, "gateway hung up");
+    assert_eq!(record(&sim)["survey"]["level"], 4);
+}

@@ -22,11 +22,10 @@
 //! Also here: the demo config's contract names through `check-config`, and
 //! an unknown source refused 403 with a real SIPp.
 //!
-//! A gateway bug found here is kept as an `#[ignore]`d test
-//! (`survey_key_pressed_during_the_question_rates_and_hangs_up`): a survey
-//! key pressed while the question plays gets the thanks played, then the
-//! caller is never hung up. The other survey tests press their keys after
-//! the question has played, which works.
+//! Two tests press survey keys while the question plays (barge-in): they
+//! found a gateway bug (the late `PlaybackDone { interrupted }` of the
+//! question cleared the flag of the prompt that followed, so the caller was
+//! never hung up), fixed in `src/call/b2bua/flow.rs`.
 //!
 //! These tests need `sipp` (and root or CAP_NET_RAW, for the keys sent as
 //! pcaps): without it they FAIL, naming `./scripts/install-test-deps`, like
@@ -689,16 +688,12 @@ fn survey_after_the_agent_hangs_up_rated_4_is_flagged_for_a_call_back() {
 }
 
 #[test]
-#[ignore = "gateway bug: a survey key that barges in on the question: the thanks play, \
-            then no BYE ever (the interrupted question's PlaybackDone clears the thanks' \
-            playing flag in src/call/b2bua/flow.rs, so the thanks' own PlaybackDone is \
-            dropped)"]
 fn survey_key_pressed_during_the_question_rates_and_hangs_up() {
     // The same as the test above, but key 4 while the question plays (the
     // survey takes keys while it plays: barge-in). Seen: the question
     // stops, the thanks play in full, then nothing: no BYE, no survey
     // timeout; the caller is never hung up (SIPp's recv BYE times out).
-    // Why: the media shard reports the key, then PlaybackDone { interrupted:
+    // (Fixed; kept as the regression test.) Why: the media shard reports the key, then PlaybackDone { interrupted:
     // true } for the question it stopped. The key makes the flow play the
     // thanks (`IvrRun::playing = true`); the interrupted PlaybackDone then
     // arrives and clears `playing`; the thanks' own PlaybackDone { false }
@@ -713,8 +708,6 @@ fn survey_key_pressed_during_the_question_rates_and_hangs_up() {
 }
 
 #[test]
-#[ignore = "gateway bug (the one above): a wrong survey key pressed while the question \
-            plays: the question is replayed, then no timeout and no BYE ever"]
 fn survey_wrong_key_during_the_question_then_no_key_times_out() {
     // Key 7 while the question plays: it is replayed; then nothing. The
     // replay's PlaybackDone is dropped like the thanks' above, so its

@@ -165,8 +165,11 @@ impl B2bua {
                 }
                 run.started = true;
             }
-            if let Input::PlaybackDone { .. } = input {
-                if !run.playing {
+            if let Input::PlaybackDone { interrupted } = input {
+                // A barge-in stop is reported after the digit that caused
+                // it, which the flow already took (and may have started the
+                // next prompt on): it says nothing about what plays now.
+                if interrupted || !run.playing {
                     return;
                 }
                 run.playing = false;
