@@ -30,74 +30,7 @@ sources = ["198.51.100.0/24"]
 [[targets]]
 name = "desk"
 address = "{DEST}"
-[[tenants]]
-name = "city"
-[[queues]]
-name = "general"
-tenant = "city"
-target = "desk"
-[[queues]]
-name = "health"
-tenant = "city"
-target = "desk"
-
-[[flows]]
-name = "intake"
-entry = "greeting"
-[[flows.nodes]]
-name = "greeting"
-kind = "play"
-prompt = "greeting"
-next = "notice"
-[[flows.nodes]]
-name = "notice"
-kind = "play"
-prompt = "recording_notice"
-next = "general"
-[[flows.nodes]]
-name = "general"
-kind = "queue"
-queue = "general"
-
-[[flows]]
-name = "dialect"
-entry = "menu"
-[[flows.nodes]]
-name = "menu"
-kind = "menu"
-prompt = "greeting"
-options = {{ 1 = "mandarin", 2 = "cantonese" }}
-timeout_secs = 5
-timeout = "default"
-retries = 1
-[[flows.nodes]]
-name = "mandarin"
-kind = "set_tag"
-key = "dialect"
-value = "mandarin"
-next = "q-mandarin"
-[[flows.nodes]]
-name = "q-mandarin"
-kind = "queue"
-queue = "health"
-skills = ["mandarin"]
-[[flows.nodes]]
-name = "cantonese"
-kind = "set_tag"
-key = "dialect"
-value = "cantonese"
-next = "q-cantonese"
-[[flows.nodes]]
-name = "q-cantonese"
-kind = "queue"
-queue = "health"
-skills = ["cantonese"]
-priority = 2
-[[flows.nodes]]
-name = "default"
-kind = "queue"
-queue = "health"
-
+{flows}
 [[lines]]
 number = "12345"
 tenant = "city"
@@ -123,7 +56,8 @@ mode = "dual_retained"
 flow = "intake"
 survey = false
 {extra}
-"#
+"#,
+        flows = common::line_flows_toml("desk"),
     );
     match config::parse(&text, "<sim-lines>") {
         Ok(c) => c,

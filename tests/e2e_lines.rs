@@ -123,74 +123,7 @@ fn lines_toml(prompts: &Path, extra: &str) -> String {
 [prompts]
 dir = "{prompts}"
 
-[[tenants]]
-name = "city"
-
-[[queues]]
-name = "general"
-tenant = "city"
-target = "uas"
-
-[[queues]]
-name = "health"
-tenant = "city"
-target = "uas"
-
-[[flows]]
-name = "intake"
-entry = "greeting"
-[[flows.nodes]]
-name = "greeting"
-kind = "play"
-prompt = "greeting"
-next = "notice"
-[[flows.nodes]]
-name = "notice"
-kind = "play"
-prompt = "recording_notice"
-next = "general"
-[[flows.nodes]]
-name = "general"
-kind = "queue"
-queue = "general"
-
-[[flows]]
-name = "dialect"
-entry = "menu"
-[[flows.nodes]]
-name = "menu"
-kind = "menu"
-prompt = "greeting"
-options = {{ 1 = "mandarin", 2 = "cantonese" }}
-timeout_secs = 5
-timeout = "default"
-[[flows.nodes]]
-name = "mandarin"
-kind = "set_tag"
-key = "dialect"
-value = "mandarin"
-next = "q-mandarin"
-[[flows.nodes]]
-name = "q-mandarin"
-kind = "queue"
-queue = "health"
-skills = ["mandarin"]
-[[flows.nodes]]
-name = "cantonese"
-kind = "set_tag"
-key = "dialect"
-value = "cantonese"
-next = "q-cantonese"
-[[flows.nodes]]
-name = "q-cantonese"
-kind = "queue"
-queue = "health"
-skills = ["cantonese"]
-[[flows.nodes]]
-name = "default"
-kind = "queue"
-queue = "health"
-
+{flows}
 [[lines]]
 number = "{MAIN}"
 tenant = "city"
@@ -212,6 +145,7 @@ mode = "merged"
 topic = "urban-management"
 {extra}"#,
         prompts = prompts.display(),
+        flows = common::line_flows_toml("uas"),
     )
 }
 

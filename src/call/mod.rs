@@ -214,8 +214,6 @@ pub struct IvrRun {
     pub phase: IvrPhase,
     /// The walk through the flow.
     pub runner: crate::ivr::Runner,
-    /// A prompt plays now (a `PlaybackDone` is due).
-    pub playing: bool,
     /// `Input::Started` was given (the caller's ACK came).
     pub started: bool,
 }

@@ -455,13 +455,6 @@ impl RecordBuilder {
         }
     }
 
-    /// Whether the line's flow result is still open (not yet recorded).
-    pub fn ivr_open(&self) -> bool {
-        self.ivr
-            .as_ref()
-            .is_some_and(|i| i.outcome == "ended" && i.nodes.is_empty())
-    }
-
     /// Tags for the record (merged over earlier ones).
     pub fn set_tags(&mut self, tags: &BTreeMap<String, String>) {
         for (k, v) in tags {

@@ -583,6 +583,24 @@ impl Sim {
     /// UA `ua` calls `number` through the gateway (with an SDP offer, or
     /// without for a late-offer call).
     pub fn invite_from(&mut self, ua: usize, number: &str, offer: Option<&str>) {
+        let rr = format!("<sip:sbc.{}.carrier.example;lr>", self.uas[ua].name);
+        self.send_invite(ua, number, 1, offer, &[("Record-Route", rr)]);
+    }
+
+    /// UA `ua` calls `number` with an SDP offer, with `extra` headers
+    /// (e.g. `Proxy-Authorization`) and CSeq `cseq`.
+    pub fn invite_with(&mut self, ua: usize, number: &str, cseq: u32, extra: &[(&str, String)]) {
+        self.send_invite(ua, number, cseq, Some(SDP_OFFER), extra);
+    }
+
+    fn send_invite(
+        &mut self,
+        ua: usize,
+        number: &str,
+        cseq: u32,
+        offer: Option<&str>,
+        extra: &[(&str, String)],
+    ) {
         let now = self.now;
         let gw = self.gw_addr;
         let u = &mut self.uas[ua];
@@ -597,50 +615,15 @@ impl Sim {
         req.headers.push("To", format!("<sip:{number}@{gw}>"));
         req.headers
             .push("Call-ID", format!("{cid}@{}", u.addr.ip()));
-        req.headers.push("CSeq", "1 INVITE");
-        req.headers.push("Contact", u.contact());
-        req.headers.push(
-            "Record-Route",
-            format!("<sip:sbc.{}.carrier.example;lr>", u.name),
-        );
-        if let Some(sdp) = offer {
-            req.headers.push("Content-Type", "application/sdp");
-            req.body = Bytes::from(sdp.to_string());
-        }
-        let peer = Peer {
-            transport: Transport::Udp,
-            addr: gw,
-            conn: None,
-        };
-        let id = u.tsx.send_request(req, peer, now);
-        u.invite = Some(id);
-        self.flush_uas();
-    }
-
-    /// UA `ua` calls `number` with an SDP offer, with `extra` headers
-    /// (e.g. `Proxy-Authorization`) and CSeq `cseq`.
-    pub fn invite_with(&mut self, ua: usize, number: &str, cseq: u32, extra: &[(&str, String)]) {
-        let now = self.now;
-        let gw = self.gw_addr;
-        let u = &mut self.uas[ua];
-        let mut req = Request::new(Method::Invite, format!("sip:{number}@{gw}"));
-        let tag = u.rng.token(8);
-        let cid = u.rng.token(16);
-        req.headers.push("Max-Forwards", "70");
-        req.headers.push(
-            "From",
-            format!("<sip:13800138000@{}>;tag={tag}", u.addr.ip()),
-        );
-        req.headers.push("To", format!("<sip:{number}@{gw}>"));
-        req.headers
-            .push("Call-ID", format!("{cid}@{}", u.addr.ip()));
         req.headers.push("CSeq", format!("{cseq} INVITE"));
         req.headers.push("Contact", u.contact());
         for (name, value) in extra {
             req.headers.push(name, value.clone());
         }
-        req.headers.push("Content-Type", "application/sdp");
-        req.body = Bytes::from(SDP_OFFER.to_string());
+        if let Some(sdp) = offer {
+            req.headers.push("Content-Type", "application/sdp");
+            req.body = Bytes::from(sdp.to_string());
+        }
         let peer = Peer {
             transport: Transport::Udp,
             addr: gw,
@@ -1101,4 +1084,85 @@ pub fn check_item_schema(item: &hotline::call::record::RecordItem) {
     if let Err(e) = check_schema(&schema, &body, item.kind) {
         panic!("{e}\n{}", item.body);
     }
+}
+
+/// The flows the line tests share (Sim and SIPp): tenant "city", queues
+/// "general" and "health" delivered to the target `target`, flow "intake"
+/// (greeting, recording notice, queue "general": the GB/T 33358 12345
+/// intake) and flow "dialect" (a menu: 1 Mandarin, 2 Cantonese with
+/// priority 2, each into "health" with its skill; no key or wrong keys
+/// into "health" without one).
+pub fn line_flows_toml(target: &str) -> String {
+    format!(
+        r#"
+[[tenants]]
+name = "city"
+[[queues]]
+name = "general"
+tenant = "city"
+target = "{target}"
+[[queues]]
+name = "health"
+tenant = "city"
+target = "{target}"
+
+[[flows]]
+name = "intake"
+entry = "greeting"
+[[flows.nodes]]
+name = "greeting"
+kind = "play"
+prompt = "greeting"
+next = "notice"
+[[flows.nodes]]
+name = "notice"
+kind = "play"
+prompt = "recording_notice"
+next = "general"
+[[flows.nodes]]
+name = "general"
+kind = "queue"
+queue = "general"
+
+[[flows]]
+name = "dialect"
+entry = "menu"
+[[flows.nodes]]
+name = "menu"
+kind = "menu"
+prompt = "greeting"
+options = {{ 1 = "mandarin", 2 = "cantonese" }}
+timeout_secs = 5
+timeout = "default"
+retries = 1
+[[flows.nodes]]
+name = "mandarin"
+kind = "set_tag"
+key = "dialect"
+value = "mandarin"
+next = "q-mandarin"
+[[flows.nodes]]
+name = "q-mandarin"
+kind = "queue"
+queue = "health"
+skills = ["mandarin"]
+[[flows.nodes]]
+name = "cantonese"
+kind = "set_tag"
+key = "dialect"
+value = "cantonese"
+next = "q-cantonese"
+[[flows.nodes]]
+name = "q-cantonese"
+kind = "queue"
+queue = "health"
+skills = ["cantonese"]
+priority = 2
+[[flows.nodes]]
+name = "default"
+kind = "queue"
+queue = "health"
+
+"#
+    )
 }

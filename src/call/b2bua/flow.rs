@@ -51,19 +51,16 @@ fn blocked_flow(prompt: &str) -> Flow {
     )
 }
 
-/// What the survey flow's end means for the record: (level, outcome).
-fn survey_result(runner: &Runner, cause: Option<&str>) -> (Option<u8>, &'static str) {
-    let level = runner
+/// `hotline_survey_results_total{result}` for levels 1–5.
+const LEVEL_LABELS: [&str; 5] = ["1", "2", "3", "4", "5"];
+
+/// The level the survey flow's caller pressed, if any.
+fn survey_level(runner: &Runner) -> Option<u8> {
+    runner
         .tags()
         .get(ivr::SURVEY_TAG)
         .and_then(|v| v.parse::<u8>().ok())
-        .filter(|l| (1..=5).contains(l));
-    match (level, cause) {
-        (Some(l), _) => (Some(l), "rated"),
-        (None, Some(ivr::SURVEY_TIMEOUT)) => (None, "timeout"),
-        (None, Some(ivr::SURVEY_INVALID)) => (None, "invalid"),
-        (None, _) => (None, "timeout"),
-    }
+        .filter(|l| (1..=5).contains(l))
 }
 
 impl B2bua {
@@ -129,7 +126,6 @@ impl B2bua {
         call.ivr = Some(Box::new(IvrRun {
             phase,
             runner: Runner::new(flow, now),
-            playing: false,
             started: false,
         }));
         tracing::debug!(call = %cid, line = %line.number, "answered for its flow");
@@ -165,15 +161,10 @@ impl B2bua {
                 }
                 run.started = true;
             }
-            if let Input::PlaybackDone { interrupted } = input {
-                // A barge-in stop is reported after the digit that caused
-                // it, which the flow already took (and may have started the
-                // next prompt on): it says nothing about what plays now.
-                if interrupted || !run.playing {
-                    return;
-                }
-                run.playing = false;
-            }
+            // PlaybackDone goes to the runner as is: it ignores a barge-in
+            // stop (reported after the digit, which it already took and may
+            // have started the next prompt on) and any end when no prompt
+            // plays.
             run.runner.handle_input(input, now, local);
             while let Some(a) = run.runner.poll_action() {
                 actions.push(a);
@@ -201,21 +192,12 @@ impl B2bua {
                 let Some(p) = config.prompts.get(&prompt).cloned() else {
                     // Validated at load; go on as if it had played.
                     tracing::warn!(call = %cid, %prompt, "unknown prompt skipped");
-                    if let Some(run) = call.ivr.as_mut() {
-                        run.playing = true;
-                    }
                     self.ivr_input(cid, Input::PlaybackDone { interrupted: false }, tsx, now);
                     return;
                 };
-                if let Some(run) = call.ivr.as_mut() {
-                    run.playing = true;
-                }
                 self.media.play(&mut call.media, p, barge_in);
             }
             Action::StopPlay => {
-                if let Some(run) = call.ivr.as_mut() {
-                    run.playing = false;
-                }
                 self.media.stop(&mut call.media);
             }
             Action::Queue {
@@ -309,8 +291,9 @@ impl B2bua {
         self.ivr_timers.cancel(cid);
     }
 
-    /// Record the survey's result (once).
-    pub(super) fn survey_over(&mut self, cid: CallId, cause: Option<&str>, now: Instant) {
+    /// Record the survey's result (once): the level pressed, else
+    /// `no_level` (`timeout`, `invalid`, `caller_hangup`, `interrupted`).
+    fn record_survey(&mut self, cid: CallId, no_level: &'static str, now: Instant) {
         let Some(call) = self.calls.get_mut(&cid) else {
             return;
         };
@@ -320,17 +303,11 @@ impl B2bua {
         if run.phase != IvrPhase::Survey || call.record.has_survey() {
             return;
         }
-        let (level, outcome) = survey_result(&run.runner, cause);
+        let level = survey_level(&run.runner);
+        let outcome = if level.is_some() { "rated" } else { no_level };
         let item = call.record.survey(level, outcome, now, &self.clock);
         self.records.push_back(item);
-        let label = match level {
-            Some(1) => "1",
-            Some(2) => "2",
-            Some(3) => "3",
-            Some(4) => "4",
-            Some(5) => "5",
-            _ => outcome,
-        };
+        let label = level.map_or(outcome, |l| LEVEL_LABELS[usize::from(l - 1)]);
         let (tenant, line) = call
             .line
             .as_ref()
@@ -341,6 +318,16 @@ impl B2bua {
             .increment(1);
     }
 
+    /// The survey flow hung up with `cause`: record its result.
+    pub(super) fn survey_over(&mut self, cid: CallId, cause: Option<&str>, now: Instant) {
+        let no_level = if cause == Some(ivr::SURVEY_INVALID) {
+            "invalid"
+        } else {
+            "timeout"
+        };
+        self.record_survey(cid, no_level, now);
+    }
+
     /// The call ends while a flow runs on it: record what the flow knew.
     pub(super) fn flow_interrupted(&mut self, cid: CallId, cause: &EndCause, now: Instant) {
         let phase = self
@@ -348,9 +335,10 @@ impl B2bua {
             .get(&cid)
             .and_then(|c| c.ivr.as_ref())
             .map(|r| r.phase);
+        let caller_left = *cause == EndCause::HangUp(Side::A);
         match phase {
             Some(IvrPhase::Line) => {
-                let outcome = if *cause == EndCause::HangUp(Side::A) {
+                let outcome = if caller_left {
                     "caller_hangup"
                 } else {
                     "ended"
@@ -358,35 +346,14 @@ impl B2bua {
                 self.flow_over(cid, outcome, None);
             }
             Some(IvrPhase::Survey) => {
-                let Some(call) = self.calls.get_mut(&cid) else {
-                    return;
+                let no_level = if caller_left {
+                    "caller_hangup"
+                } else {
+                    "interrupted"
                 };
-                if call.record.has_survey() {
-                    return;
-                }
-                let level = call
-                    .ivr
-                    .as_ref()
-                    .and_then(|r| r.runner.tags().get(ivr::SURVEY_TAG).cloned())
-                    .and_then(|v| v.parse::<u8>().ok());
-                let outcome = match (level, cause) {
-                    (Some(_), _) => "rated",
-                    (None, EndCause::HangUp(Side::A)) => "caller_hangup",
-                    (None, _) => "interrupted",
-                };
-                let item = call.record.survey(level, outcome, now, &self.clock);
-                self.records.push_back(item);
-                let label = if level.is_some() { "rated" } else { outcome };
-                let (tenant, line) = call
-                    .line
-                    .as_ref()
-                    .map_or(("none".to_owned(), "none".to_owned()), |l| {
-                        (l.tenant.clone(), l.number.clone())
-                    });
-                metrics::counter!("hotline_survey_results_total", "tenant" => tenant, "line" => line, "result" => label)
-                    .increment(1);
+                self.record_survey(cid, no_level, now);
             }
-            _ => {}
+            Some(IvrPhase::Blocked) | None => {}
         }
     }
 
@@ -511,7 +478,6 @@ impl B2bua {
         call.ivr = Some(Box::new(IvrRun {
             phase: IvrPhase::Survey,
             runner: Runner::new(flow, now),
-            playing: false,
             started: false,
         }));
         let started = call.a_ack_pending.is_none();
