@@ -64,6 +64,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod acd;
 pub mod call;
 pub mod config;
 pub mod delivery;

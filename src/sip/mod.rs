@@ -4,6 +4,7 @@
 pub mod dialog;
 pub mod digest;
 pub mod msg;
+pub mod registrar;
 pub mod sdp;
 pub mod transaction;
 pub mod transport;
