@@ -1,9 +1,12 @@
-//! The announcements flows may play: the shipped ones (`prompts/*.wav`,
-//! compiled in) and, with `[prompts] dir`, a centre's own recordings, added
-//! or put in place of a shipped one of the same name.
+//! The announcements flows and the ACD may play: the shipped ones
+//! (`prompts/*.wav` for the IVR, `prompts/acd/*.wav` for the ACD, compiled
+//! in; prompts/README.md) and, with `[prompts] dir`, a centre's own
+//! recordings, added or put in place of a shipped one of the same name.
 //!
 //! Every prompt is parsed and pre-encoded (PCMA and PCMU) once, when the
-//! config loads; a call plays an `Arc` of it.
+//! config loads; a call plays an `Arc` of it. The ACD's spoken numbers are
+//! pieces joined per announcement ([`Prompts::sequence`], [`spoken_number`]):
+//! "您前面还有" + 二 十 三 + "位来电在等待。".
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,8 +14,9 @@ use std::sync::{Arc, OnceLock};
 
 use crate::media::wav::{Prompt, WavError};
 
-/// The shipped prompts' bytes, by name (see [`super::PROMPTS`]).
-const SHIPPED: [(&str, &[u8]); 7] = [
+/// The shipped prompts' bytes, by name: the IVR's ([`super::PROMPTS`],
+/// `prompts/*.wav`) then the ACD's ([`Prompts::ACD`], `prompts/acd/*.wav`).
+const SHIPPED: [(&str, &[u8]); super::PROMPTS.len() + Prompts::ACD.len()] = [
     ("greeting", include_bytes!("../../prompts/greeting.wav")),
     (
         "recording_notice",
@@ -29,7 +33,115 @@ const SHIPPED: [(&str, &[u8]); 7] = [
     ("survey", include_bytes!("../../prompts/survey.wav")),
     ("thank_you", include_bytes!("../../prompts/thank_you.wav")),
     ("blocked", include_bytes!("../../prompts/blocked.wav")),
+    (
+        "queue_full",
+        include_bytes!("../../prompts/acd/queue_full.wav"),
+    ),
+    (
+        "position_prefix",
+        include_bytes!("../../prompts/acd/position_prefix.wav"),
+    ),
+    (
+        "position_suffix",
+        include_bytes!("../../prompts/acd/position_suffix.wav"),
+    ),
+    (
+        "wait_prefix",
+        include_bytes!("../../prompts/acd/wait_prefix.wav"),
+    ),
+    (
+        "wait_minutes",
+        include_bytes!("../../prompts/acd/wait_minutes.wav"),
+    ),
+    ("num_0", include_bytes!("../../prompts/acd/num_0.wav")),
+    ("num_1", include_bytes!("../../prompts/acd/num_1.wav")),
+    ("num_2", include_bytes!("../../prompts/acd/num_2.wav")),
+    ("num_3", include_bytes!("../../prompts/acd/num_3.wav")),
+    ("num_4", include_bytes!("../../prompts/acd/num_4.wav")),
+    ("num_5", include_bytes!("../../prompts/acd/num_5.wav")),
+    ("num_6", include_bytes!("../../prompts/acd/num_6.wav")),
+    ("num_7", include_bytes!("../../prompts/acd/num_7.wav")),
+    ("num_8", include_bytes!("../../prompts/acd/num_8.wav")),
+    ("num_9", include_bytes!("../../prompts/acd/num_9.wav")),
+    ("num_10", include_bytes!("../../prompts/acd/num_10.wav")),
+    ("num_100", include_bytes!("../../prompts/acd/num_100.wav")),
+    (
+        "agent_logged_in",
+        include_bytes!("../../prompts/acd/agent_logged_in.wav"),
+    ),
+    (
+        "agent_logged_out",
+        include_bytes!("../../prompts/acd/agent_logged_out.wav"),
+    ),
+    (
+        "agent_ready",
+        include_bytes!("../../prompts/acd/agent_ready.wav"),
+    ),
+    (
+        "agent_not_ready",
+        include_bytes!("../../prompts/acd/agent_not_ready.wav"),
+    ),
+    (
+        "feature_failed",
+        include_bytes!("../../prompts/acd/feature_failed.wav"),
+    ),
+    (
+        "hold_music",
+        include_bytes!("../../prompts/acd/hold_music.wav"),
+    ),
 ];
+
+/// The number words, by value: `NUMBER_WORDS[d]` says digit `d`.
+const NUMBER_WORDS: [&str; 10] = [
+    "num_0", "num_1", "num_2", "num_3", "num_4", "num_5", "num_6", "num_7", "num_8", "num_9",
+];
+
+/// The largest number [`spoken_number`] says; anything above is said as it.
+pub const MAX_SPOKEN_NUMBER: u32 = 999;
+
+/// The prompt names that say `n` in Mandarin, as a count ("还有二十三位"),
+/// from the number words `num_0`..`num_9`, `num_10` (十) and `num_100` (百):
+///
+/// | n | said | names |
+/// |---|---|---|
+/// | 0 | 零 | `num_0` |
+/// | 7 | 七 | `num_7` |
+/// | 10 | 十 | `num_10` |
+/// | 12 | 十二 | `num_10 num_2` |
+/// | 20 | 二十 | `num_2 num_10` |
+/// | 23 | 二十三 | `num_2 num_10 num_3` |
+/// | 100 | 一百 | `num_1 num_100` |
+/// | 105 | 一百零五 | `num_1 num_100 num_0 num_5` |
+/// | 110 | 一百一十 | `num_1 num_100 num_1 num_10` |
+/// | 999 | 九百九十九 | `num_9 num_100 num_9 num_10 num_9` |
+///
+/// Above [`MAX_SPOKEN_NUMBER`] it says 999 (a queue position or a wait in
+/// minutes that large is "very many" to a caller either way). 2 is always
+/// 二, also where speech would say 两 (两百, 两位): there is one word per
+/// digit.
+#[must_use]
+pub fn spoken_number(n: u32) -> Vec<&'static str> {
+    let n = n.min(MAX_SPOKEN_NUMBER) as usize;
+    let (hundreds, tens, units) = (n / 100, n / 10 % 10, n % 10);
+    let mut names = Vec::with_capacity(5);
+    if hundreds > 0 {
+        names.extend([NUMBER_WORDS[hundreds], "num_100"]);
+        if tens == 0 && units > 0 {
+            names.push("num_0"); // 一百零五
+        }
+    }
+    if tens > 0 {
+        // 十二 alone, but 一百一十二 after the hundreds.
+        if tens > 1 || hundreds > 0 {
+            names.push(NUMBER_WORDS[tens]);
+        }
+        names.push("num_10");
+    }
+    if units > 0 || n == 0 {
+        names.push(NUMBER_WORDS[units]);
+    }
+    names
+}
 
 /// The prompts a configuration can play, by name.
 #[derive(Debug, Clone)]
@@ -93,6 +205,47 @@ pub enum PromptDirError {
 }
 
 impl Prompts {
+    /// The ACD's shipped prompts (`prompts/acd/*.wav`), besides the IVR's
+    /// [`super::PROMPTS`]; texts and durations in prompts/README.md.
+    ///
+    /// - `hold_music`: music on hold (25.6 s, loops; no speech).
+    /// - `queue_full`: 当前来电较多，请您稍后再拨，再见。 (queue full, or
+    ///   the longest wait reached).
+    /// - `position_prefix` 您前面还有 + a number + `position_suffix`
+    ///   位来电在等待。 ([`Prompts::queue_position`]).
+    /// - `wait_prefix` 预计等待时间 + a number + `wait_minutes` 分钟。
+    ///   ([`Prompts::expected_wait`]).
+    /// - `num_0`..`num_9` 零一二…九, `num_10` 十, `num_100` 百: the number
+    ///   words (`spoken_number`), trimmed of silence so they join.
+    /// - `agent_logged_in` 已签入。, `agent_logged_out` 已签出。,
+    ///   `agent_ready` 已示闲。, `agent_not_ready` 已示忙。,
+    ///   `feature_failed` 操作失败。: answers to an agent's feature codes.
+    pub const ACD: [&'static str; 23] = [
+        "queue_full",
+        "position_prefix",
+        "position_suffix",
+        "wait_prefix",
+        "wait_minutes",
+        "num_0",
+        "num_1",
+        "num_2",
+        "num_3",
+        "num_4",
+        "num_5",
+        "num_6",
+        "num_7",
+        "num_8",
+        "num_9",
+        "num_10",
+        "num_100",
+        "agent_logged_in",
+        "agent_logged_out",
+        "agent_ready",
+        "agent_not_ready",
+        "feature_failed",
+        "hold_music",
+    ];
+
     /// The shipped prompts (parsed once per process).
     ///
     /// # Panics
@@ -184,6 +337,53 @@ impl Prompts {
     pub fn names(&self) -> Vec<&str> {
         self.by_name.keys().map(String::as_str).collect()
     }
+
+    /// One prompt playing the prompts called `names` back to back
+    /// ([`Prompt::concat`]: frames copied, 0–20 ms of silence between
+    /// parts), or `None` when a name is unknown or `names` is empty. A single
+    /// name gives that prompt's own `Arc` (no copy).
+    ///
+    /// Built per call: an announcement of a few seconds is some tens of
+    /// kilobytes (PCM and both codecs). A centre's own recording of a piece
+    /// (`[prompts] dir`, e.g. its own `num_3.wav`) is used like any other.
+    #[must_use]
+    pub fn sequence(&self, names: &[&str]) -> Option<Arc<Prompt>> {
+        match names {
+            [] => None,
+            [one] => self.get(one).cloned(),
+            _ => {
+                let parts = names
+                    .iter()
+                    .map(|name| self.get(name).map(Arc::as_ref))
+                    .collect::<Option<Vec<&Prompt>>>()?;
+                Some(Arc::new(Prompt::concat(&parts)))
+            }
+        }
+    }
+
+    /// 您前面还有 `ahead` 位来电在等待。 (`position_prefix`, the number,
+    /// `position_suffix`); `None` if one of the pieces is missing.
+    #[must_use]
+    pub fn queue_position(&self, ahead: u32) -> Option<Arc<Prompt>> {
+        self.around("position_prefix", ahead, "position_suffix")
+    }
+
+    /// 预计等待时间 `minutes` 分钟。 (`wait_prefix`, the number,
+    /// `wait_minutes`); `None` if one of the pieces is missing. The caller
+    /// rounds (0 says 零分钟).
+    #[must_use]
+    pub fn expected_wait(&self, minutes: u32) -> Option<Arc<Prompt>> {
+        self.around("wait_prefix", minutes, "wait_minutes")
+    }
+
+    /// `before`, `n` spoken, `after`.
+    fn around(&self, before: &'static str, n: u32, after: &'static str) -> Option<Arc<Prompt>> {
+        let mut names = Vec::with_capacity(7);
+        names.push(before);
+        names.extend(spoken_number(n));
+        names.push(after);
+        self.sequence(&names)
+    }
 }
 
 #[cfg(test)]
@@ -194,12 +394,107 @@ mod tests {
     fn every_shipped_prompt_loads() {
         let set = Prompts::shipped();
         let mut want: Vec<&str> = super::super::PROMPTS.to_vec();
+        want.extend(Prompts::ACD);
         want.sort_unstable();
         assert_eq!(set.names(), want);
         for name in want {
+            // The number words are single syllables (tests/prompts.rs has
+            // every file's bounds).
+            let floor = if name.starts_with("num_") { 150 } else { 500 };
             let p = set.get(name).map(|p| p.duration().as_millis());
-            assert!(p.is_some_and(|ms| ms > 500), "{name}: {p:?}");
+            assert!(p.is_some_and(|ms| ms > floor), "{name}: {p:?}");
         }
+    }
+
+    #[test]
+    fn spoken_numbers_follow_mandarin_counting() {
+        let cases: [(u32, &[&str]); 22] = [
+            (0, &["num_0"]),
+            (1, &["num_1"]),
+            (2, &["num_2"]),
+            (9, &["num_9"]),
+            (10, &["num_10"]),
+            (11, &["num_10", "num_1"]),
+            (12, &["num_10", "num_2"]),
+            (19, &["num_10", "num_9"]),
+            (20, &["num_2", "num_10"]),
+            (23, &["num_2", "num_10", "num_3"]),
+            (99, &["num_9", "num_10", "num_9"]),
+            (100, &["num_1", "num_100"]),
+            (101, &["num_1", "num_100", "num_0", "num_1"]),
+            (105, &["num_1", "num_100", "num_0", "num_5"]),
+            (110, &["num_1", "num_100", "num_1", "num_10"]),
+            (112, &["num_1", "num_100", "num_1", "num_10", "num_2"]),
+            (120, &["num_1", "num_100", "num_2", "num_10"]),
+            (200, &["num_2", "num_100"]),
+            (999, &["num_9", "num_100", "num_9", "num_10", "num_9"]),
+            (1000, &["num_9", "num_100", "num_9", "num_10", "num_9"]),
+            (12_345, &["num_9", "num_100", "num_9", "num_10", "num_9"]),
+            (u32::MAX, &["num_9", "num_100", "num_9", "num_10", "num_9"]),
+        ];
+        for (n, want) in cases {
+            assert_eq!(spoken_number(n), want, "{n}");
+        }
+        // Every number up to the cap is said with shipped words, never two
+        // tens or hundreds words, and the words are never empty.
+        let set = Prompts::shipped();
+        for n in 0..=MAX_SPOKEN_NUMBER {
+            let names = spoken_number(n);
+            assert!((1..=5).contains(&names.len()), "{n}: {names:?}");
+            assert!(names.iter().all(|w| set.get(w).is_some()), "{n}");
+            assert!(names.iter().filter(|&&w| w == "num_10").count() <= 1);
+            assert!(names.iter().filter(|&&w| w == "num_100").count() <= 1);
+            assert!(n == 0 || names.last() != Some(&"num_0"), "{n}: {names:?}");
+        }
+    }
+
+    #[test]
+    fn a_sequence_joins_named_prompts_or_is_none() {
+        let set = Prompts::shipped();
+        let piece = |name: &str| match set.get(name) {
+            Some(p) => Arc::clone(p),
+            None => panic!("{name} is not shipped"),
+        };
+        let names = [
+            "position_prefix",
+            "num_2",
+            "num_10",
+            "num_3",
+            "position_suffix",
+        ];
+        let Some(joined) = set.sequence(&names) else {
+            panic!("no sequence");
+        };
+        assert_eq!(
+            joined.name(),
+            "position_prefix+num_2+num_10+num_3+position_suffix"
+        );
+        for codec in crate::media::Codec::ALL {
+            let want: usize = names.iter().map(|n| piece(n).frames(codec).len()).sum();
+            assert_eq!(joined.frames(codec).len(), want, "{codec:?}");
+            assert_eq!(
+                joined.frames(codec).first(),
+                piece("position_prefix").frames(codec).first()
+            );
+            assert_eq!(
+                joined.frames(codec).last(),
+                piece("position_suffix").frames(codec).last()
+            );
+        }
+        assert_eq!(set.queue_position(23), Some(joined));
+
+        // One name is that prompt itself, not a copy.
+        let one = set.sequence(&["queue_full"]);
+        assert!(one.is_some_and(|p| Arc::ptr_eq(&p, &piece("queue_full"))));
+        assert_eq!(set.sequence(&[]), None);
+        assert_eq!(set.sequence(&["num_1", "no_such_prompt"]), None);
+        assert_eq!(set.sequence(&["no_such_prompt"]), None);
+
+        let wait = set.expected_wait(5).map(|p| p.name().to_owned());
+        assert_eq!(wait.as_deref(), Some("wait_prefix+num_5+wait_minutes"));
+        // 您前面还有 … 位来电在等待。 lasts a few seconds, not more.
+        let ms = set.queue_position(999).map(|p| p.duration().as_millis());
+        assert!(ms.is_some_and(|ms| (3000..8000).contains(&ms)), "{ms:?}");
     }
 
     #[test]

@@ -409,6 +409,49 @@ impl Prompt {
         })
     }
 
+    /// One prompt that plays `parts` back to back, named `"a+b+…"` after
+    /// them: how an announcement is put together from pieces ("您前面还有"
+    /// + 二 十 三 + "位来电在等待。").
+    ///
+    /// The parts' frames are copied as they are, for both codecs: nothing
+    /// is decoded or encoded again, so each part sounds exactly as it does
+    /// alone (a G.711 file keeps its own codes). Each part but the last
+    /// therefore still ends with its own last frame, padded with silence:
+    /// 0–20 ms of silence between parts, which the PCM carries too (zeros,
+    /// the linear form of each codec's silence), so that [`Prompt::pcm`] is
+    /// what the frames play and [`Prompt::duration`] is the parts' durations,
+    /// each but the last rounded up to whole 20 ms frames. No parts give an
+    /// empty prompt (no frames, zero duration).
+    ///
+    /// Four allocations, each sized up front: the name, the PCM and one
+    /// frame vector per codec.
+    #[must_use]
+    pub fn concat(parts: &[&Prompt]) -> Prompt {
+        let frames: usize = parts.iter().map(|p| p.pcma.len()).sum();
+        let name_len: usize = parts.iter().map(|p| p.name.len() + 1).sum();
+        let mut name = String::with_capacity(name_len.saturating_sub(1));
+        let mut pcm = Vec::with_capacity(frames * FRAME_SAMPLES);
+        let mut pcma = Vec::with_capacity(frames);
+        let mut pcmu = Vec::with_capacity(frames);
+        for (i, part) in parts.iter().enumerate() {
+            if i > 0 {
+                name.push('+');
+                // Pad the previous part to its last frame's end.
+                pcm.resize(pcm.len().next_multiple_of(FRAME_SAMPLES), 0);
+            }
+            name.push_str(&part.name);
+            pcm.extend_from_slice(&part.pcm);
+            pcma.extend_from_slice(&part.pcma);
+            pcmu.extend_from_slice(&part.pcmu);
+        }
+        Prompt {
+            name,
+            pcm,
+            pcma,
+            pcmu,
+        }
+    }
+
     /// The prompt's name (e.g. `greeting`).
     #[must_use]
     pub fn name(&self) -> &str {
@@ -841,5 +884,76 @@ mod tests {
         let want: Vec<u8> = want.iter().map(|&c| g711::ulaw_to_alaw(c)).collect();
         assert_eq!(&a_out[..400], &want[..]);
         assert_eq!(g711::ulaw_to_alaw(0x7F), g711::ulaw_to_alaw(0xFF) ^ 0x80);
+    }
+
+    #[test]
+    fn concat_copies_each_parts_frames_and_pads_the_pcm_between_them() {
+        let a = Prompt::from_pcm("a", ramp_samples(FRAME_SAMPLES * 2 + 1));
+        let b = Prompt::from_pcm("b", vec![1000; FRAME_SAMPLES]);
+        let codes: Vec<u8> = (0..=255u8).cycle().take(FRAME_SAMPLES + 7).collect();
+        let c = Prompt::from_wav(
+            "c",
+            &riff(&[chunk(b"fmt ", &fmt(7, 1, 8000, 8)), chunk(b"data", &codes)]),
+        )
+        .unwrap();
+        let joined = Prompt::concat(&[&a, &b, &c]);
+        assert_eq!(joined.name(), "a+b+c");
+        for codec in Codec::ALL {
+            let frames = joined.frames(codec);
+            assert_eq!(frames.len(), 3 + 1 + 2, "{codec:?}");
+            let want: Vec<G711Frame> = [&a, &b, &c]
+                .iter()
+                .flat_map(|p| p.frames(codec).iter().copied())
+                .collect();
+            assert_eq!(frames, &want[..], "{codec:?}");
+        }
+        // The µ-law file's own codes survive (no decode and re-encode).
+        assert_eq!(joined.frames(Codec::Pcmu)[4], c.frames(Codec::Pcmu)[0]);
+
+        // a is padded to 3 frames, b fills its one, c is as long as it is.
+        let pcm = joined.pcm();
+        assert_eq!(
+            pcm.len(),
+            3 * FRAME_SAMPLES + FRAME_SAMPLES + FRAME_SAMPLES + 7
+        );
+        assert_eq!(&pcm[..a.pcm().len()], a.pcm());
+        assert!(pcm[a.pcm().len()..3 * FRAME_SAMPLES]
+            .iter()
+            .all(|&s| s == 0));
+        assert_eq!(&pcm[3 * FRAME_SAMPLES..4 * FRAME_SAMPLES], b.pcm());
+        assert_eq!(&pcm[4 * FRAME_SAMPLES..], c.pcm());
+        assert_eq!(
+            joined.duration(),
+            Duration::from_millis(60 + 20) + c.duration()
+        );
+        assert_eq!(
+            joined.frames(Codec::Pcma).len(),
+            pcm.len().div_ceil(FRAME_SAMPLES)
+        );
+
+        // Joined prompts join again the same way.
+        let twice = Prompt::concat(&[&joined, &a]);
+        assert_eq!(twice.name(), "a+b+c+a");
+        assert_eq!(twice.frames(Codec::Pcma).len(), 6 + 3);
+        assert_eq!(twice.pcm().len(), 6 * FRAME_SAMPLES + a.pcm().len());
+    }
+
+    #[test]
+    fn concat_of_one_part_is_that_part_and_of_none_is_empty() {
+        let a = Prompt::from_pcm("a", ramp_samples(FRAME_SAMPLES + 1));
+        assert_eq!(Prompt::concat(&[&a]), a);
+
+        let empty = Prompt::concat(&[]);
+        assert_eq!(empty.name(), "");
+        assert!(empty.pcm().is_empty());
+        assert_eq!(empty.duration(), Duration::ZERO);
+        for codec in Codec::ALL {
+            assert!(empty.frames(codec).is_empty(), "{codec:?}");
+        }
+        // An empty part adds nothing but its name.
+        let with_empty = Prompt::concat(&[&empty, &a, &empty]);
+        assert_eq!(with_empty.name(), "+a+");
+        assert_eq!(with_empty.frames(Codec::Pcmu), a.frames(Codec::Pcmu));
+        assert_eq!(with_empty.pcm().len(), 2 * FRAME_SAMPLES);
     }
 }
