@@ -66,6 +66,11 @@ pub enum Reason {
     Keepalive(usize),
     /// A flow on the call waits for a key or a timer.
     Flow(CallId),
+    /// An ACD timer (ring-no-answer, wrap-up, escalation, max wait,
+    /// comfort announcement).
+    Acd,
+    /// An agent phone's registration expires.
+    Registration,
     /// Nothing scheduled; wake on input.
     Idle,
 }
@@ -148,6 +153,8 @@ impl Gateway {
                 Wake::Ring(call) => Reason::RingTimeout(call),
                 Wake::Keepalive(trunk) => Reason::Keepalive(trunk),
                 Wake::Ivr(call) => Reason::Flow(call),
+                Wake::Acd => Reason::Acd,
+                Wake::Registrar => Reason::Registration,
             };
             (at, reason)
         });
@@ -210,7 +217,18 @@ impl Gateway {
                 metrics::counter!("hotline_sip_requests_total", "method" => method_label(&req.method)).increment(1);
                 // Scanners: with `unknown_source = "drop"`, out-of-dialog
                 // requests from outside every trunk get no answer at all.
+                // Agents' phones (REGISTER, feature codes) may come from
+                // anywhere when agents are configured: they authenticate.
+                let agent_request = !self.config.agents.is_empty()
+                    && (req.method == Method::Register
+                        || (req.method == Method::Invite
+                            && req
+                                .request_uri()
+                                .ok()
+                                .and_then(|u| u.user)
+                                .is_some_and(|u| u.starts_with('*'))));
                 if self.config.sip.unknown_source == UnknownSource::Drop
+                    && !agent_request
                     && req.method != Method::Ack
                     && req.to_tag().is_none()
                     && self.config.trunk_for(p.source.ip()).is_none()

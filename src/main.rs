@@ -159,10 +159,34 @@ fn check_config(file: &Path) -> ExitCode {
                 );
             }
             for q in &c.queues {
-                println!(
-                    "  queue {}: tenant {}, target {}",
-                    q.name, q.tenant, q.target
-                );
+                match &q.target {
+                    Some(t) => println!("  queue {}: tenant {}, target {t}", q.name, q.tenant),
+                    None => {
+                        let eligible = c
+                            .agents
+                            .iter()
+                            .filter(|a| {
+                                a.tenant == q.tenant
+                                    && (q.groups.is_empty()
+                                        || a.groups.iter().any(|g| q.groups.contains(g)))
+                                    && q.skills.iter().all(|(s, min)| {
+                                        a.skills.iter().any(|(h, l)| h == s && l >= min)
+                                    })
+                            })
+                            .count();
+                        println!(
+                            "  queue {}: tenant {}, agents {eligible} eligible, ring {} s, wrap-up {} s, {} escalation steps",
+                            q.name,
+                            q.tenant,
+                            q.ring_timeout.as_secs(),
+                            q.wrap_up.as_secs(),
+                            q.escalation.len()
+                        );
+                    }
+                }
+            }
+            if !c.agents.is_empty() {
+                println!("  agents: {}", c.agents.len());
             }
             for l in &c.lines {
                 let into = l

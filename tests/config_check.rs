@@ -782,6 +782,9 @@ fn demo_sets_and_docs_describe_every_key() {
             "tenants",
             "lines",
             "queues",
+            "acd",
+            "agents",
+            "registrar",
             "survey",
             "blocklist"
         ]
@@ -812,6 +815,9 @@ fn demo_sets_and_docs_describe_every_key() {
         ("lines", "closed_flow"),
         ("trunks", "username"),
         ("trunks", "password"),
+        ("queues", "target"),
+        ("agents", "remote"),
+        ("agents", "remote_number"),
     ];
     for (section, key) in commented {
         assert!(
@@ -832,6 +838,9 @@ fn demo_sets_and_docs_describe_every_key() {
         ("tenants", "[[tenants]]"),
         ("lines", "[[lines]]"),
         ("queues", "[[queues]]"),
+        ("acd", "[acd]"),
+        ("agents", "[[agents]]"),
+        ("registrar", "[registrar]"),
         ("survey", "[survey]"),
         ("blocklist", "[blocklist]"),
     ] {
@@ -863,6 +872,42 @@ fn demo_sets_and_docs_describe_every_key() {
                 "docs/config.md does not describe {section}.{key}"
             );
         }
+    }
+}
+
+#[test]
+fn demo_escalation_steps_set_and_docs_describe_every_key() {
+    let demo = match std::fs::read_to_string(root().join("configs/demo.toml")) {
+        Ok(t) => match toml::from_str::<toml::Table>(&t) {
+            Ok(t) => t,
+            Err(e) => panic!("configs/demo.toml: {e}"),
+        },
+        Err(e) => panic!("configs/demo.toml: {e}"),
+    };
+    let docs = match std::fs::read_to_string(root().join("docs/config.md")) {
+        Ok(t) => t,
+        Err(e) => panic!("docs/config.md: {e}"),
+    };
+    assert!(docs.contains("`[[queues.escalation]]`"));
+    let mut set = std::collections::BTreeSet::new();
+    let Some(toml::Value::Array(queues)) = demo.get("queues") else {
+        panic!("demo.toml has no [[queues]]");
+    };
+    for q in queues {
+        if let Some(toml::Value::Array(steps)) = q.get("escalation") {
+            for step in steps {
+                if let toml::Value::Table(t) = step {
+                    set.extend(t.keys().cloned());
+                }
+            }
+        }
+    }
+    for key in schema_keys("[[queues]]\n[[queues.escalation]]") {
+        assert!(set.contains(&key), "no demo escalation step sets {key}");
+        assert!(
+            docs.contains(&format!("`{key}`")),
+            "docs/config.md does not describe queues.escalation.{key}"
+        );
     }
 }
 

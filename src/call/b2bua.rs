@@ -11,6 +11,7 @@ use super::keepalive::Keepalive;
 use super::media::{info_digit, is_dtmf_info, is_sdp, MediaPlane, Refusal};
 use super::record::{Arrival, End, EndedBy, RecordBuilder, RecordItem, WallClock};
 use super::{Call, CallState, EndCause, OfferIn, Relay, Side};
+use crate::acd::{Acd, AgentIx};
 use crate::config::{Config, TargetTransport, Trunk};
 use crate::ids::{CallId, IdGen, TsxId};
 use crate::media::shard::{DigitSource, MediaCommand, MediaEvent};
@@ -19,6 +20,7 @@ use crate::rng::Rng;
 use crate::sip::dialog::Dialog;
 use crate::sip::digest::{Credentials, DigestServer, Rejection};
 use crate::sip::msg::{Hdr, Method, NameAddr, Request, Response, SipHeaders};
+use crate::sip::registrar::{Registrar, RegistrarConfig};
 use crate::sip::transaction::{Peer, Transactions, TsxEvent};
 use crate::sip::transport::{host_literal, Transport};
 use crate::time::{Instant, Soonest, TimerQueue};
@@ -27,6 +29,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+mod agents;
 mod flow;
 
 /// How long a digest nonce we issue stays good (then `stale=true`).
@@ -64,6 +67,9 @@ enum Role {
     RelayServer,
     /// The relayed copy on the other leg (client).
     RelayClient,
+    /// An agent's INVITE the ACD withdrew (CANCEL sent): a 2xx racing the
+    /// CANCEL is ACKed and hung up.
+    StaleOffer,
 }
 
 /// Counters exported on /metrics by the driver.
@@ -109,6 +115,12 @@ pub struct B2bua {
     keepalive: Keepalive,
     /// Digest challenges and checks for trunks with credentials.
     digest: DigestServer,
+    /// Agents, queues and who gets which call.
+    acd: Acd,
+    /// Agents' phones' registrations.
+    registrar: Registrar,
+    /// `agent.state_changed` events emitted per agent (their `seq`).
+    agent_seq: HashMap<AgentIx, u64>,
 }
 
 /// Which B2BUA timer is next (the gateway turns it into its wake-up reason).
@@ -120,6 +132,11 @@ pub enum Wake {
     Keepalive(usize),
     /// A flow on this call waits for a key or a timer.
     Ivr(CallId),
+    /// An ACD timer (ring-no-answer, wrap-up, escalation, max wait,
+    /// comfort announcement).
+    Acd,
+    /// A registration expires.
+    Registrar,
 }
 
 fn outcome_label(cause: &EndCause) -> &'static str {
@@ -138,6 +155,8 @@ fn outcome_label(cause: &EndCause) -> &'static str {
         EndCause::Blocked => "blocked",
         EndCause::FlowHangup => "ivr_hangup",
         EndCause::DeliveryFailed(_) => "delivery_failed",
+        EndCause::QueueFull => "queue_full",
+        EndCause::QueueTimeout => "queue_timeout",
     }
 }
 
@@ -157,7 +176,9 @@ fn end_of(cause: &EndCause) -> End {
         | EndCause::RtpTimeout(_)
         | EndCause::MediaFailed
         | EndCause::Blocked
-        | EndCause::FlowHangup => (EndedBy::Gateway, None),
+        | EndCause::FlowHangup
+        | EndCause::QueueFull
+        | EndCause::QueueTimeout => (EndedBy::Gateway, None),
     };
     End {
         by,
@@ -214,13 +235,28 @@ impl B2bua {
                 seed ^ 0x0B7_10E5,
                 now,
             ),
-            digest: {
-                let mut key = [0u8; 32];
-                for chunk in key.chunks_exact_mut(8) {
-                    chunk.copy_from_slice(&rng_key.next_u64().to_le_bytes());
-                }
-                DigestServer::new(&config.node.name, &key, now, NONCE_TTL)
-            },
+            digest: DigestServer::new(&config.node.name, &nonce_key(&mut rng_key), now, NONCE_TTL),
+            acd: Acd::new(config.acd_spec(), now),
+            registrar: Registrar::new(
+                RegistrarConfig {
+                    realm: config.registrar.realm.clone(),
+                    algorithms: config.sip.digest_algorithms.clone(),
+                    min_expires: config.registrar.min_expires,
+                    max_expires: config.registrar.max_expires,
+                    default_expires: config.registrar.default_expires,
+                    nonce_ttl: NONCE_TTL,
+                    lockout_failures: config.registrar.lockout_failures,
+                    lockout_window: config.registrar.lockout_window,
+                    lockout_for: config.registrar.lockout_for,
+                },
+                config
+                    .agents
+                    .iter()
+                    .map(|a| (a.id.clone(), a.password.reveal_str().to_owned())),
+                &nonce_key(&mut rng_key),
+                now,
+            ),
+            agent_seq: HashMap::new(),
             config,
         };
         for trunk in &b2bua.config.trunks {
@@ -241,6 +277,11 @@ impl B2bua {
 
     /// A report from a media shard.
     pub fn handle_media_event(&mut self, ev: MediaEvent, tsx: &mut Transactions, now: Instant) {
+        self.on_media_event(ev, tsx, now);
+        self.drain_acd(tsx, now);
+    }
+
+    fn on_media_event(&mut self, ev: MediaEvent, tsx: &mut Transactions, now: Instant) {
         match ev {
             MediaEvent::Digit { leg, digit, source } => {
                 if let Some((cid, side)) = self.media.leg_owner(leg) {
@@ -261,6 +302,7 @@ impl B2bua {
             }
             MediaEvent::PlaybackDone { leg, interrupted } => {
                 if let Some((cid, Side::A)) = self.media.leg_owner(leg) {
+                    self.queued_playback_done(cid);
                     self.ivr_input(
                         cid,
                         crate::ivr::Input::PlaybackDone { interrupted },
@@ -332,7 +374,10 @@ impl B2bua {
                 self.ring.cancel(cid);
                 call.state = CallState::Cancelling { b_invite, cause };
             }
-            CallState::Confirmed { .. } | CallState::Ivr | CallState::Dialling { .. } => {
+            CallState::Confirmed { .. }
+            | CallState::Ivr
+            | CallState::Queued
+            | CallState::Dialling { .. } => {
                 self.hang_up(cid, None, cause, tsx, now);
             }
             CallState::Cancelling { .. } | CallState::Terminating { .. } => {}
@@ -412,7 +457,12 @@ impl B2bua {
             .keepalive
             .poll_timeout()
             .map(|(at, i)| (at, Wake::Keepalive(i)));
-        ring.soonest(keepalive)
+        let acd = self.acd.poll_timeout().map(|at| (at, Wake::Acd));
+        let registrar = self
+            .registrar
+            .poll_timeout()
+            .map(|at| (at, Wake::Registrar));
+        ring.soonest(keepalive).soonest(acd).soonest(registrar)
     }
 
     /// Whether trunk `name` answers its OPTIONS keepalive: `None` for a
@@ -429,6 +479,21 @@ impl B2bua {
     /// Ring timers, flow timers and keepalive pings that are due.
     pub fn handle_timeout(&mut self, tsx: &mut Transactions, now: Instant) {
         self.keepalive.handle_timeout(tsx, now);
+        if self.registrar.poll_timeout().is_some_and(|at| at <= now) {
+            for change in self.registrar.handle_timeout(now) {
+                self.on_registration(change, now);
+            }
+        }
+        if self.acd.poll_timeout().is_some_and(|at| at <= now) {
+            self.acd.handle_timeout(now);
+        }
+        self.drain_acd(tsx, now);
+        self.handle_call_timers(tsx, now);
+        self.drain_acd(tsx, now);
+    }
+
+    /// Flow and ring timers that are due.
+    fn handle_call_timers(&mut self, tsx: &mut Transactions, now: Instant) {
         while let Some(id) = self.ivr_timers.pop_due(now) {
             self.ivr_input(id, crate::ivr::Input::Timeout, tsx, now);
         }
@@ -461,6 +526,11 @@ impl B2bua {
 
     /// One transaction event.
     pub fn handle_event(&mut self, ev: TsxEvent, tsx: &mut Transactions, now: Instant) {
+        self.on_event(ev, tsx, now);
+        self.drain_acd(tsx, now);
+    }
+
+    fn on_event(&mut self, ev: TsxEvent, tsx: &mut Transactions, now: Instant) {
         match ev {
             TsxEvent::Request { tsx: id, request } => self.on_request(id, request, tsx, now),
             TsxEvent::Ack { invite, request } => self.on_ack(invite, request, tsx, now),
@@ -492,6 +562,7 @@ impl B2bua {
         }
         match req.method {
             Method::Invite => self.on_new_invite(id, req, tsx, now),
+            Method::Register => self.on_register(id, &req, tsx, now),
             Method::Options => {
                 // Carriers ping with OPTIONS: answer for the node (RFC 3261 §11.2).
                 let mut r = Response::to(&req, if self.draining { 503 } else { 200 });
@@ -519,6 +590,15 @@ impl B2bua {
         let Some(from_peer) = tsx.peer(id).cloned() else {
             return;
         };
+        if let Some(code) = req
+            .request_uri()
+            .ok()
+            .and_then(|u| u.user)
+            .filter(|u| u.starts_with('*'))
+        {
+            self.on_feature_code(id, &req, &code, tsx, now);
+            return;
+        }
         if self.draining {
             let mut r = Response::to(&req, 503);
             r.set_to_tag(&self.rng.token(10));
@@ -815,6 +895,10 @@ impl B2bua {
                 record,
                 media,
                 max_forwards,
+                queue: None,
+                agent: None,
+                comfort: false,
+                queued_at: None,
             },
         );
         metrics::gauge!("hotline_calls_active").set(self.calls.len() as f64);
@@ -853,10 +937,6 @@ impl B2bua {
     ) -> Option<TsxId> {
         let config = self.config.clone();
         let t = config.target(target)?;
-        let from_tag = self.rng.token(12);
-        let b_call_id = self.rng.token(24);
-        let contacts = self.contacts.clone();
-        let call = self.calls.get_mut(&cid)?;
         let b_transport = match t.transport {
             TargetTransport::Udp => Transport::Udp,
             TargetTransport::Tcp => Transport::Tcp,
@@ -866,7 +946,6 @@ impl B2bua {
             addr: t.address,
             conn: None,
         };
-        let host = &self.host;
         // SocketAddr's Display already brackets IPv6.
         let taddr = t.address;
         let tparam = if b_transport == Transport::Tcp {
@@ -874,24 +953,58 @@ impl B2bua {
         } else {
             ""
         };
-        let dialled = &call.dialled;
+        let dialled = self.calls.get(&cid)?.dialled.clone();
+        let ruri = format!("sip:{dialled}@{taddr}{tparam}");
+        let to = format!("<sip:{dialled}@{taddr}>");
+        let b_invite = self.send_b_invite(cid, target, ruri, to, b_peer, tsx, now)?;
+        if let Some(call) = self.calls.get_mut(&cid) {
+            let sip_call_id = call
+                .b_invite_req
+                .as_ref()
+                .and_then(|r| r.call_id().map(str::to_owned))
+                .unwrap_or_default();
+            call.record.routed(target, &sip_call_id, now, &self.clock);
+        }
+        Some(b_invite)
+    }
+
+    /// Send the B leg INVITE of call `cid` (built from scratch: nothing
+    /// of the A leg's topology) to `ruri` at `b_peer`, with our offer.
+    /// `target` names where it goes (a target, `agent:<id>`).
+    #[allow(clippy::too_many_arguments)]
+    fn send_b_invite(
+        &mut self,
+        cid: CallId,
+        target: &str,
+        ruri: String,
+        to: String,
+        b_peer: Peer,
+        tsx: &mut Transactions,
+        now: Instant,
+    ) -> Option<TsxId> {
+        let from_tag = self.rng.token(12);
+        let b_call_id = self.rng.token(24);
+        let contacts = self.contacts.clone();
+        let user_agent = self.config.sip.user_agent.clone();
+        let call = self.calls.get_mut(&cid)?;
+        let host = &self.host;
         let caller = call.caller.reveal();
-        let mut b = Request::new(Method::Invite, format!("sip:{dialled}@{taddr}{tparam}"));
+        let mut b = Request::new(Method::Invite, ruri);
         let h = &mut b.headers;
         h.push("Max-Forwards", call.max_forwards.to_string());
         h.push("From", format!("<sip:{caller}@{host}>;tag={from_tag}"));
-        h.push("To", format!("<sip:{dialled}@{taddr}>"));
+        h.push("To", to);
         h.push("Call-ID", b_call_id);
         h.push("CSeq", "1 INVITE");
-        h.push("Contact", contacts.get(b_transport).to_string());
+        h.push("Contact", contacts.get(b_peer.transport).to_string());
         h.push("Allow", ALLOW);
-        h.push("User-Agent", config.sip.user_agent.clone());
-        if let Some(offer) = call.b_offer.take() {
+        h.push("User-Agent", user_agent);
+        // The offer stays with the call: a queued call may be offered to
+        // several agents in turn.
+        if let Some(offer) = call.b_offer.clone() {
             h.push("Content-Type", "application/sdp");
             b.body = Bytes::from(offer);
         }
-        call.record
-            .routed(target, b.call_id().unwrap_or_default(), now, &self.clock);
         call.target = target.to_owned();
         let b_invite = tsx.send_request(b.clone(), b_peer.clone(), now);
         call.b_invite_req = Some(b);
@@ -961,7 +1074,10 @@ impl B2bua {
             }
             Method::Invite | Method::Update
                 if side == Side::A
-                    && matches!(call.state, CallState::Ivr | CallState::Dialling { .. }) =>
+                    && matches!(
+                        call.state,
+                        CallState::Ivr | CallState::Queued | CallState::Dialling { .. }
+                    ) =>
             {
                 self.answer_reoffer_locally(cid, id, &req, tsx, now);
             }
@@ -1201,6 +1317,7 @@ impl B2bua {
                 }
             }
             Role::RelayClient => self.on_relay_response(cid, id, resp, tsx, now),
+            Role::StaleOffer => self.on_stale_offer_response(id, &resp, tsx, now),
             Role::AInvite | Role::RelayServer => {}
         }
     }
@@ -1517,6 +1634,10 @@ impl B2bua {
                         let cause = cause.clone();
                         self.end(cid, cause, now);
                     }
+                    CallState::Dialling { b_invite } if call.agent.is_some() => {
+                        let b_invite = *b_invite;
+                        self.offer_timed_out(cid, b_invite, now);
+                    }
                     _ => {}
                 }
             }
@@ -1534,7 +1655,7 @@ impl B2bua {
                     }
                 }
             }
-            Role::AInvite | Role::RelayServer => {}
+            Role::AInvite | Role::RelayServer | Role::StaleOffer => {}
         }
     }
 
@@ -1568,6 +1689,8 @@ impl B2bua {
             self.contact(Transport::Udp).to_string(),
             self.contact(Transport::Tcp).to_string(),
         ];
+        // The agent's talk (or the caller's wait) is over now.
+        self.acd_release(cid, now);
         // The end is known now (the first BYE): the record is sealed before
         // anything of this turn goes out (the driver commits it first).
         self.seal(cid, &cause, now);
@@ -1630,6 +1753,7 @@ impl B2bua {
     }
 
     fn end(&mut self, cid: CallId, cause: EndCause, now: Instant) {
+        self.acd_release(cid, now);
         self.seal(cid, &cause, now);
         let Some(call) = self.calls.remove(&cid) else {
             return;
@@ -1651,6 +1775,20 @@ impl B2bua {
         count_call(outcome_label(&cause), call.line.as_ref());
         metrics::gauge!("hotline_calls_active").set(self.calls.len() as f64);
     }
+}
+
+/// A key for digest nonces: from the OS (a forged nonce would only skip
+/// the "nonce we issued" check, the password is still needed), else from
+/// the seed.
+fn nonce_key(rng: &mut Rng) -> [u8; 32] {
+    use aws_lc_rs::rand::SecureRandom;
+    let mut key = [0u8; 32];
+    if aws_lc_rs::rand::SystemRandom::new().fill(&mut key).is_err() {
+        for chunk in key.chunks_exact_mut(8) {
+            chunk.copy_from_slice(&rng.next_u64().to_le_bytes());
+        }
+    }
+    key
 }
 
 /// A response to the A leg's INVITE as received (the transaction layer

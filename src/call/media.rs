@@ -528,6 +528,21 @@ impl MediaPlane {
         );
     }
 
+    /// Play `prompt` into the caller's leg over and over until stopped or
+    /// replaced (music on hold).
+    pub fn play_looped(&mut self, m: &mut CallMedia, prompt: Arc<Prompt>) {
+        m.ringback = false;
+        self.send(
+            m.shard,
+            MediaCommand::Play {
+                leg: m.a.port,
+                what: Playable::Prompt(prompt),
+                repeat: true,
+                barge_in: false,
+            },
+        );
+    }
+
     /// Stop what plays into the caller's leg (a prompt, ringback).
     pub fn stop(&mut self, m: &mut CallMedia) {
         m.ringback = false;

@@ -72,6 +72,10 @@ pub enum EndCause {
     /// A queue or transfer target refused or failed after the caller was
     /// answered (the status, or 408 for no answer / no response).
     DeliveryFailed(u16),
+    /// The queue was full: treatment announcement, then hang-up.
+    QueueFull,
+    /// The caller waited the queue's `max_wait`: treatment, then hang-up.
+    QueueTimeout,
 }
 
 /// A re-INVITE or other in-dialog request being relayed from one leg to
@@ -124,8 +128,12 @@ pub enum CallState {
     /// The caller was answered by the gateway and runs a flow (the line's
     /// IVR, the survey, a block-list announcement); no B leg.
     Ivr,
+    /// The caller waits in an ACD queue (music, comfort announcements);
+    /// no B leg.
+    Queued,
     /// The caller (answered by the gateway) is being put through: B leg
-    /// INVITE sent, waiting for its final answer.
+    /// INVITE sent, waiting for its final answer (an agent's phone rings
+    /// when [`Call::agent`] is set).
     Dialling {
         /// B leg INVITE client transaction.
         b_invite: TsxId,
@@ -187,6 +195,14 @@ pub struct Call {
     pub conversation_end: Option<EndCause>,
     /// Max-Forwards for the B leg (the caller's, less one, at most 70).
     pub max_forwards: u32,
+    /// The ACD queue the call waits in or was answered from.
+    pub queue: Option<crate::acd::QueueIx>,
+    /// The agent whose phone rings with the call, or who took it.
+    pub agent: Option<crate::acd::AgentIx>,
+    /// A comfort announcement plays (music follows it).
+    pub comfort: bool,
+    /// When the call first entered an ACD queue.
+    pub queued_at: Option<Instant>,
     /// Life stage.
     pub state: CallState,
     /// The call record being built (sealed when the end is known).
@@ -205,6 +221,9 @@ pub enum IvrPhase {
     Survey,
     /// The block-list announcement.
     Blocked,
+    /// A queue's treatment (full, or the caller waited too long):
+    /// announcement, then hang-up.
+    Treatment,
 }
 
 /// A flow running on a call.

@@ -201,6 +201,12 @@ pub struct CallRecord {
     /// The satisfaction survey, when it ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub survey: Option<SurveyRecord>,
+    /// Every offer of the call to an agent, in order, with its outcome.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub offers: Vec<OfferRecord>,
+    /// The agent who took the call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
     /// The SIP Call-IDs of each leg.
     pub legs: Vec<Leg>,
     /// Arrival of the INVITE.
@@ -262,6 +268,21 @@ pub struct QueueRecord {
     pub at: String,
 }
 
+/// One offer of a queued call to an agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OfferRecord {
+    /// The agent's id.
+    pub agent: String,
+    /// The queue it was offered from.
+    pub queue: String,
+    /// When its phone was rung, RFC 3339 UTC.
+    pub at: String,
+    /// `answered`, `no_answer` (ring timeout), `declined` (486/603),
+    /// `unreachable`, `withdrawn` (agent logged out while ringing),
+    /// `caller_left`, `ringing` (the call ended otherwise meanwhile).
+    pub outcome: &'static str,
+}
+
 /// The five-level survey's result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SurveyRecord {
@@ -304,6 +325,8 @@ pub struct RecordBuilder {
     ivr: Option<IvrRecord>,
     queue: Option<QueueRecord>,
     survey: Option<SurveyRecord>,
+    offers: Vec<OfferRecord>,
+    agent: Option<String>,
     legs: Vec<Leg>,
     started: Instant,
     answered: Option<Instant>,
@@ -358,6 +381,8 @@ impl RecordBuilder {
             ivr: None,
             queue: None,
             survey: None,
+            offers: Vec::new(),
+            agent: None,
             legs: vec![Leg {
                 role: "caller",
                 sip_call_id: a.a_call_id.to_owned(),
@@ -493,6 +518,70 @@ impl RecordBuilder {
         self.event("call.queued", now, clock, data)
     }
 
+    /// The call is offered to `agent` from `queue` on a leg with
+    /// `sip_call_id`; returns `call.offered`.
+    pub fn offered(
+        &mut self,
+        agent: &str,
+        queue: &str,
+        sip_call_id: &str,
+        now: Instant,
+        clock: &WallClock,
+    ) -> RecordItem {
+        let at = rfc3339_ms(clock.unix_ms(now));
+        self.target = Some(format!("agent:{agent}"));
+        self.legs.retain(|l| l.role != "callee");
+        self.legs.push(Leg {
+            role: "callee",
+            sip_call_id: sip_call_id.to_owned(),
+        });
+        self.segments.push(Segment {
+            kind: "offered",
+            at: at.clone(),
+            detail: Some(format!("agent {agent}")),
+        });
+        self.offers.push(OfferRecord {
+            agent: agent.to_owned(),
+            queue: queue.to_owned(),
+            at,
+            outcome: "ringing",
+        });
+        let attempt = self.offers.len();
+        self.event(
+            "call.offered",
+            now,
+            clock,
+            serde_json::json!({ "agent": agent, "queue": queue, "attempt": attempt }),
+        )
+    }
+
+    /// The last offer ended with `outcome` (see [`OfferRecord::outcome`]).
+    pub fn offer_done(&mut self, outcome: &'static str) {
+        if let Some(o) = self.offers.last_mut() {
+            if o.outcome == "ringing" {
+                o.outcome = outcome;
+            }
+            if outcome == "answered" {
+                self.agent = Some(o.agent.clone());
+            }
+        }
+    }
+
+    /// A step of the call's time in its queue (`escalated`, `overflowed`).
+    pub fn queue_step(
+        &mut self,
+        kind: &'static str,
+        detail: String,
+        now: Instant,
+        clock: &WallClock,
+    ) {
+        self.segments.push(Segment {
+            kind,
+            at: rfc3339_ms(clock.unix_ms(now)),
+            detail: Some(detail),
+        });
+    }
+
     /// Whether the survey's result is recorded.
     pub fn has_survey(&self) -> bool {
         self.survey.is_some()
@@ -545,12 +634,11 @@ impl RecordBuilder {
             detail: None,
         });
         let wait = ms(now.saturating_duration_since(self.started));
-        self.event(
-            "call.answered",
-            now,
-            clock,
-            serde_json::json!({ "wait_ms": wait }),
-        )
+        let mut data = serde_json::json!({ "wait_ms": wait });
+        if let (Some(agent), Some(map)) = (&self.agent, data.as_object_mut()) {
+            map.insert("agent".into(), serde_json::json!(agent));
+        }
+        self.event("call.answered", now, clock, data)
     }
 
     /// The call's end is known: returns its `call.ended` event and the
@@ -592,6 +680,8 @@ impl RecordBuilder {
             ivr: self.ivr.clone(),
             queue: self.queue.clone(),
             survey: self.survey.clone(),
+            offers: self.offers.clone(),
+            agent: self.agent.clone(),
             legs: self.legs.clone(),
             started_at: rfc3339_ms(clock.unix_ms(self.started)),
             answered_at: self.answered.map(|a| rfc3339_ms(clock.unix_ms(a))),
@@ -633,6 +723,49 @@ impl RecordBuilder {
             key: format!("{}/{}", self.id, self.emitted),
             body,
         }
+    }
+}
+
+/// An agent's state change (`agent.state_changed`), on the agent's own
+/// ordering stream `agent/<id>`; `seq` counts that agent's events since
+/// the node started and `event_id` (a UUIDv7) makes the idempotency key
+/// unique across restarts.
+#[allow(clippy::too_many_arguments)]
+pub fn agent_event(
+    event_id: &str,
+    node: &str,
+    agent: &str,
+    from: &str,
+    to: &str,
+    reason: Option<&str>,
+    call: Option<&str>,
+    seq: u64,
+    at_unix_ms: u64,
+) -> RecordItem {
+    let mut data = serde_json::json!({ "agent": agent, "node": node, "from": from, "to": to });
+    if let Some(map) = data.as_object_mut() {
+        if let Some(r) = reason {
+            map.insert("reason".into(), serde_json::json!(r));
+        }
+        if let Some(c) = call {
+            map.insert("call".into(), serde_json::json!(c));
+        }
+    }
+    let stream = format!("agent/{agent}");
+    let body = serde_json::json!({
+        "schema": EVENT_SCHEMA,
+        "type": "agent.state_changed",
+        "id": event_id,
+        "agent_id": agent,
+        "seq": seq,
+        "at": rfc3339_ms(at_unix_ms),
+        "data": data,
+    });
+    RecordItem {
+        kind: "agent.state_changed",
+        key: format!("{stream}/{event_id}"),
+        stream,
+        body: body.to_string(),
     }
 }
 

@@ -147,6 +147,12 @@ pub struct Config {
     pub lines: Vec<Line>,
     /// `[[queues]]`: where `queue` nodes hand calls, in file order.
     pub queues: Vec<Queue>,
+    /// `[acd]`: settings of all queues and agents.
+    pub acd: AcdSettings,
+    /// `[[agents]]`: in file order.
+    pub agents: Vec<Agent>,
+    /// `[registrar]`: agents' phones registering.
+    pub registrar: Registrar,
     /// `[survey]`: the five-level satisfaction survey.
     pub survey: Survey,
     /// `[blocklist]`: callers answered with an announcement and hung up.
@@ -189,6 +195,69 @@ impl Config {
     #[must_use]
     pub fn queue(&self, name: &str) -> Option<&Queue> {
         self.queues.iter().find(|q| q.name == name)
+    }
+
+    /// The agent with this id.
+    #[must_use]
+    pub fn agent(&self, id: &str) -> Option<&Agent> {
+        self.agents.iter().find(|a| a.id == id)
+    }
+
+    /// The ACD core's view of the agents and the queues the gateway's own
+    /// agents serve (all queues, in file order, so a [`crate::acd::QueueIx`]
+    /// is the index in [`Config::queues`]; queues with a `target` simply
+    /// never get calls).
+    #[must_use]
+    pub fn acd_spec(&self) -> crate::acd::AcdSpec {
+        use crate::acd;
+        let queue_ix = |name: &str| {
+            let i = self.queues.iter().position(|q| q.name == name).unwrap_or(0);
+            acd::QueueIx(u32::try_from(i).unwrap_or(u32::MAX))
+        };
+        acd::AcdSpec {
+            agents: self
+                .agents
+                .iter()
+                .map(|a| acd::AgentSpec {
+                    id: a.id.clone(),
+                    tenant: a.tenant.clone(),
+                    skills: a.skills.clone(),
+                    groups: a.groups.clone(),
+                    always_reachable: a.remote.is_some(),
+                })
+                .collect(),
+            queues: self
+                .queues
+                .iter()
+                .map(|q| acd::QueueSpec {
+                    name: q.name.clone(),
+                    tenant: q.tenant.clone(),
+                    skills: q.skills.clone(),
+                    groups: q.groups.clone(),
+                    strategy: q.strategy,
+                    ring_timeout: q.ring_timeout,
+                    wrap_up: q.wrap_up,
+                    max_wait: q.max_wait,
+                    max_length: q.max_length,
+                    escalation: q
+                        .escalation
+                        .iter()
+                        .map(|e| acd::Escalation {
+                            after: e.after,
+                            step: match &e.step {
+                                EscalationStep::DropSkill(s) => acd::Step::DropSkill(s.clone()),
+                                EscalationStep::MinLevel(l) => acd::Step::MinLevel(*l),
+                                EscalationStep::Overflow(q) => acd::Step::Overflow(queue_ix(q)),
+                            },
+                        })
+                        .collect(),
+                    early_escalation: q.early_escalation,
+                    comfort_every: q.comfort_every,
+                })
+                .collect(),
+            not_ready_reasons: self.acd.not_ready_reasons.clone(),
+            service_window: self.acd.service_window,
+        }
     }
 
     /// The target called `name`.
@@ -649,17 +718,123 @@ pub struct Line {
     pub closed_flow: Option<Arc<Flow>>,
 }
 
-/// `[[queues]]`: where `queue` nodes hand calls.
+/// `[[queues]]`: where `queue` nodes hand calls: the gateway's own agents
+/// (the ACD), or with `target` an external contact centre.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Queue {
     /// Unique name (what `queue` nodes name).
     pub name: String,
     /// Name of its [`Tenant`].
     pub tenant: String,
-    /// Until the gateway's own agents (the ACD) take the queue: the
-    /// [`Target`] its calls are delivered to, e.g. the existing contact
-    /// centre's hunt group.
-    pub target: String,
+    /// A [`Target`] the queue's calls are delivered to instead of agents,
+    /// e.g. an existing contact centre's hunt group; the ACD keys below
+    /// are then not allowed.
+    pub target: Option<String>,
+    /// Required skills with their minimum levels (1–5).
+    pub skills: Vec<(String, u8)>,
+    /// Non-empty: only agents in one of these groups (a `dual_retained`
+    /// department's own seats).
+    pub groups: Vec<String>,
+    /// Which eligible agent gets the call.
+    pub strategy: crate::acd::Strategy,
+    /// Ring-no-answer: the agent goes `not_ready(no_answer)`.
+    pub ring_timeout: Duration,
+    /// After-call work before the agent is ready again.
+    pub wrap_up: Duration,
+    /// Longest wait before the treatment (`None`: no limit).
+    pub max_wait: Option<Duration>,
+    /// Most calls waiting; more get the treatment at once (`None`: no limit).
+    pub max_length: Option<usize>,
+    /// The announcement played before hanging up on a call that waited
+    /// `max_wait` or found the queue full.
+    pub treatment: String,
+    /// What waiting callers hear between announcements.
+    pub music: String,
+    /// Comfort announcement period (`None`: none).
+    pub comfort_every: Option<Duration>,
+    /// The comfort announcement.
+    pub comfort_prompt: String,
+    /// Whether the comfort announcement says the caller's position and
+    /// estimated wait.
+    pub announce_position: bool,
+    /// Take the next escalation step this long before a waiting call
+    /// would miss the 15-second answer when no eligible agent is ready.
+    pub early_escalation: Option<Duration>,
+    /// Steps over the call's wait, in order of `after`.
+    pub escalation: Vec<Escalation>,
+}
+
+/// `[[queues.escalation]]`: what changes for a call that has waited `after`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Escalation {
+    /// The call's total wait at which the step applies.
+    pub after: Duration,
+    /// The step.
+    pub step: EscalationStep,
+}
+
+/// One escalation step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EscalationStep {
+    /// Stop requiring this skill (`drop_skill`).
+    DropSkill(String),
+    /// Lower every required minimum level to at most this (`min_level`).
+    MinLevel(u8),
+    /// Move the call to this queue (`overflow`): of the same tenant, or
+    /// of its parent when the tenant has `overflow_to_parent`.
+    Overflow(String),
+}
+
+/// `[acd]`: what applies to all queues and agents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcdSettings {
+    /// Reasons an agent may give for `not_ready` (feature code `*24N`
+    /// picks the N-th, 1-based; `*24` the first).
+    pub not_ready_reasons: Vec<String>,
+    /// Window of the rolling 15-second answer ratio.
+    pub service_window: Duration,
+}
+
+/// `[[agents]]`: the people who answer calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Agent {
+    /// Unique id: the SIP username the phone registers with, e.g. `1001`.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Digest password of the phone.
+    pub password: Secret,
+    /// Name of its [`Tenant`].
+    pub tenant: String,
+    /// Skills with levels 1 (basic) to 5 (expert).
+    pub skills: Vec<(String, u8)>,
+    /// Groups (e.g. a `dual_retained` department's seats).
+    pub groups: Vec<String>,
+    /// A remote seat: the [`Target`] that reaches the agent's own phone
+    /// (no registration needed).
+    pub remote: Option<String>,
+    /// The number dialled at `remote` (default: the agent's id).
+    pub remote_number: Option<String>,
+}
+
+/// `[registrar]`: agents' phones registering with the gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registrar {
+    /// Digest realm (default: the node's name).
+    pub realm: String,
+    /// Shorter registrations get 423 Interval Too Brief.
+    pub min_expires: Duration,
+    /// Longer ones are granted this.
+    pub max_expires: Duration,
+    /// When the phone asks for none.
+    pub default_expires: Duration,
+    /// Failed attempts from one address, or for one username, within
+    /// `lockout_window` that lock it out.
+    pub lockout_failures: u32,
+    /// The window the failures are counted over.
+    pub lockout_window: Duration,
+    /// How long a lockout lasts.
+    pub lockout_for: Duration,
 }
 
 /// `[survey]`: the five-level satisfaction survey (好差评) run on the
@@ -920,19 +1095,32 @@ mod tests {
             Some((None, 480, &Schedule::Always))
         );
         assert_eq!(demo.tenants.len(), 1);
-        let queues: Vec<(&str, &str, &str)> = demo
+        let queues: Vec<(&str, &str, Option<&str>)> = demo
             .queues
             .iter()
-            .map(|q| (q.name.as_str(), q.tenant.as_str(), q.target.as_str()))
+            .map(|q| (q.name.as_str(), q.tenant.as_str(), q.target.as_deref()))
             .collect();
         assert_eq!(
             queues,
             [
-                ("general", "demo", "demo-uas"),
-                ("health", "demo", "demo-uas"),
-                ("legal-aid", "demo", "demo-uas"),
+                ("general", "demo", None),
+                ("health", "demo", None),
+                ("legal-aid", "demo", None),
             ]
         );
+        // The demo's agents: 1001-1010, passwords demo-1001…, tenant demo.
+        let ids: Vec<&str> = demo.agents.iter().map(|a| a.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["1001", "1002", "1003", "1004", "1005", "1006", "1007", "1008", "1009", "1010"]
+        );
+        for a in &demo.agents {
+            assert_eq!(a.password.reveal_str(), format!("demo-{}", a.id));
+            assert_eq!(a.tenant, "demo");
+            assert!(!a.skills.is_empty(), "agent {} has skills", a.id);
+        }
+        let legal = demo.queue("legal-aid").map(|q| q.groups.clone());
+        assert_eq!(legal, Some(vec!["legal-aid".to_owned()]));
 
         let lines: Vec<(&str, LineMode, &str, Option<&str>)> = demo
             .lines
@@ -1132,7 +1320,7 @@ mod tests {
             (t.utc_offset_minutes, &t.hours, t.overflow_to_parent),
             (480, &Schedule::Always, false)
         );
-        assert_eq!(c.queue("q").map(|q| q.target.as_str()), Some("a"));
+        assert_eq!(c.queue("q").and_then(|q| q.target.as_deref()), Some("a"));
         assert_eq!(c.survey.timeout, Duration::from_secs(10));
         assert_eq!(
             (c.survey.retries, c.blocklist.prompt.as_str()),
@@ -1431,14 +1619,166 @@ mod tests {
             "[[tenants]]\nname = \"city\"\n[[queues]]\nname = \"q\"\ntenant = \"city\"\ntarget = \"c\"\n",
             "queues[0].target",
             "unknown target \"c\"",
-            "until the gateway's own agents (ACD) take the queue",
+            "define it in a [[targets]] table",
+        );
+    }
+
+    #[test]
+    fn acd_queues_agents_and_registrar_are_checked() {
+        const CITY: &str = "[[tenants]]\nname = \"city\"\n";
+        let q = |keys: &str| format!("{CITY}[[queues]]\nname = \"q\"\ntenant = \"city\"\n{keys}\n");
+        refused(
+            &q("target = \"a\"\nwrap_up_secs = 5"),
+            "queues[0].wrap_up_secs",
+            "delivers its calls to a target",
+            "remove target",
         );
         refused(
-            "[[tenants]]\nname = \"city\"\n[[queues]]\nname = \"q\"\ntenant = \"city\"\n",
-            "queues[0].target",
-            "missing key",
-            "until the gateway's own agents (ACD) take the queue",
+            &q("skills = { general = 6 }"),
+            "queues[0].skills.general",
+            "minimum level 6 is out of range",
+            "levels go from 1",
         );
+        refused(
+            &q("strategy = \"round_robin\""),
+            "queues[0].strategy",
+            "unknown strategy",
+            "longest_idle",
+        );
+        refused(
+            &q("[[queues.escalation]]\nafter_secs = 10\nmin_level = 1\ndrop_skill = \"x\""),
+            "queues[0].escalation[0]",
+            "exactly one thing",
+            "drop_skill",
+        );
+        refused(
+            &q("[[queues.escalation]]\nafter_secs = 20\nmin_level = 1\n[[queues.escalation]]\nafter_secs = 10\nmin_level = 2"),
+            "queues[0].escalation[1].after_secs",
+            "comes before",
+            "in order",
+        );
+        refused(
+            &q("[[queues.escalation]]\nafter_secs = 20\noverflow = \"q\""),
+            "queues[0].escalation[0].overflow",
+            "unknown queue \"q\"",
+            "another queue",
+        );
+        // Overflow to another tenant's queue only to a parent that takes it.
+        let two = format!(
+            "{CITY}[[tenants]]\nname = \"county\"\nparent = \"city\"\n\
+             [[queues]]\nname = \"hub\"\ntenant = \"city\"\n\
+             [[queues]]\nname = \"local\"\ntenant = \"county\"\n\
+             [[queues.escalation]]\nafter_secs = 30\noverflow = \"hub\"\n"
+        );
+        refused(
+            &two,
+            "queues[1].escalation[0].overflow",
+            "belongs to tenant \"city\"",
+            "overflow_to_parent = true",
+        );
+        let ok = two.replace(
+            "parent = \"city\"\n",
+            "parent = \"city\"\noverflow_to_parent = true\n",
+        );
+        let c = config(&ok);
+        assert_eq!(
+            c.queues[1].escalation[0].step,
+            EscalationStep::Overflow("hub".to_owned())
+        );
+        let a = |keys: &str| format!("{CITY}[[agents]]\n{keys}\n");
+        refused(
+            &a("name = \"x\""),
+            "agents[0].id",
+            "missing key",
+            "id = \"1001\"",
+        );
+        refused(
+            &a("id = \"*21\"\npassword = \"secret-1\"\ntenant = \"city\""),
+            "agents[0].id",
+            "invalid agent id",
+            "letters, digits",
+        );
+        refused(
+            &a("id = \"1001\"\ntenant = \"city\""),
+            "agents[0].password",
+            "missing key",
+            "at least 8",
+        );
+        refused(
+            &a("id = \"1001\"\npassword = \"short\"\ntenant = \"city\""),
+            "agents[0].password",
+            "too short",
+            "at least 8",
+        );
+        refused(
+            &a("id = \"1001\"\npassword = \"secret-1\"\ntenant = \"town\""),
+            "agents[0].tenant",
+            "unknown tenant",
+            "city",
+        );
+        refused(
+            &a("id = \"1001\"\npassword = \"secret-1\"\ntenant = \"city\"\nskills = { general = 0 }"),
+            "agents[0].skills.general",
+            "level 0 is out of range",
+            "levels go from 1",
+        );
+        refused(
+            &a("id = \"1001\"\npassword = \"secret-1\"\ntenant = \"city\"\nremote_number = \"13800138000\""),
+            "agents[0].remote_number",
+            "without remote",
+            "set remote",
+        );
+        refused(
+            &format!(
+                "{}[[agents]]\nid = \"1001\"\npassword = \"secret-2\"\ntenant = \"city\"\n",
+                a("id = \"1001\"\npassword = \"secret-1\"\ntenant = \"city\"")
+            ),
+            "agents[1].id",
+            "duplicate agent id",
+            "its own id",
+        );
+        refused(
+            "[acd]\nnot_ready_reasons = [\"no_answer\"]\n",
+            "acd.not_ready_reasons[0]",
+            "sets itself",
+            "choose another",
+        );
+        refused(
+            "[acd]\nnot_ready_reasons = []\n",
+            "acd.not_ready_reasons",
+            "no reasons",
+            "at least one",
+        );
+        refused(
+            "[registrar]\nmin_expires_secs = 600\nmax_expires_secs = 300\n",
+            "registrar.max_expires_secs",
+            "below min_expires_secs",
+            "at least min_expires_secs",
+        );
+        refused(
+            "[registrar]\nrealm = \"a b\"\n",
+            "registrar.realm",
+            "invalid realm",
+            "letters",
+        );
+        // Defaults.
+        let c = config(&format!(
+            "{CITY}[[queues]]\nname = \"q\"\ntenant = \"city\"\n"
+        ));
+        let qd = &c.queues[0];
+        assert_eq!(qd.target, None);
+        assert_eq!(qd.ring_timeout, Duration::from_secs(15));
+        assert_eq!(qd.wrap_up, Duration::from_secs(10));
+        assert_eq!(
+            (qd.music.as_str(), qd.treatment.as_str()),
+            ("hold_music", "queue_full")
+        );
+        assert_eq!(
+            c.acd.not_ready_reasons,
+            ["break", "meeting", "training", "lunch"]
+        );
+        assert_eq!(c.registrar.realm, c.node.name);
+        assert_eq!(c.registrar.lockout_failures, 5);
     }
 
     /// A fresh directory under the temp dir.
@@ -1484,7 +1824,7 @@ mod tests {
             "[blocklist]\nprompt = \"press-one\"\n",
             "blocklist.prompt",
             "unknown prompt \"press-one\"",
-            "known prompts: blocked",
+            "known prompts: agent_logged_in",
         );
         // A relative dir is relative to the config file.
         let file = dir.join("hotline.toml");

@@ -5,6 +5,7 @@
 //! Field order is the order `unknown key; expected one of: ...` lists them,
 //! so keep it the order of docs/config.md.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::de::{self, Deserializer, Visitor};
@@ -34,6 +35,10 @@ pub(super) struct RawConfig {
     pub lines: Vec<RawLine>,
     #[serde(default)]
     pub queues: Vec<RawQueue>,
+    pub acd: Option<RawAcd>,
+    #[serde(default)]
+    pub agents: Vec<RawAgent>,
+    pub registrar: Option<RawRegistrar>,
     pub survey: Option<RawSurvey>,
     pub blocklist: Option<RawBlocklist>,
 }
@@ -304,6 +309,81 @@ pub(super) struct RawQueue {
     pub name: Option<String>,
     pub tenant: Option<String>,
     pub target: Option<String>,
+    pub skills: Option<BTreeMap<String, i64>>,
+    pub groups: Option<Vec<String>>,
+    pub strategy: Option<String>,
+    #[serde(default, deserialize_with = "seconds")]
+    pub ring_timeout_secs: Option<u64>,
+    #[serde(default, deserialize_with = "seconds")]
+    pub wrap_up_secs: Option<u64>,
+    #[serde(default, deserialize_with = "seconds")]
+    pub max_wait_secs: Option<u64>,
+    #[serde(default, deserialize_with = "count")]
+    pub max_length: Option<u64>,
+    pub treatment: Option<String>,
+    pub music: Option<String>,
+    #[serde(default, deserialize_with = "seconds")]
+    pub comfort_every_secs: Option<u64>,
+    pub comfort_prompt: Option<String>,
+    pub announce_position: Option<bool>,
+    #[serde(default, deserialize_with = "seconds")]
+    pub early_escalation_secs: Option<u64>,
+    #[serde(default)]
+    pub escalation: Vec<RawEscalation>,
+}
+
+/// One `[[queues.escalation]]` step.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table ([[queues.escalation]])")]
+pub(super) struct RawEscalation {
+    #[serde(default, deserialize_with = "seconds")]
+    pub after_secs: Option<u64>,
+    pub drop_skill: Option<String>,
+    #[serde(default, deserialize_with = "count")]
+    pub min_level: Option<u64>,
+    pub overflow: Option<String>,
+}
+
+/// `[acd]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table ([acd])")]
+pub(super) struct RawAcd {
+    pub not_ready_reasons: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "seconds")]
+    pub service_window_secs: Option<u64>,
+}
+
+/// One `[[agents]]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table ([[agents]])")]
+pub(super) struct RawAgent {
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub password: Option<String>,
+    pub tenant: Option<String>,
+    pub skills: Option<BTreeMap<String, i64>>,
+    pub groups: Option<Vec<String>>,
+    pub remote: Option<String>,
+    pub remote_number: Option<String>,
+}
+
+/// `[registrar]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table ([registrar])")]
+pub(super) struct RawRegistrar {
+    pub realm: Option<String>,
+    #[serde(default, deserialize_with = "seconds")]
+    pub min_expires_secs: Option<u64>,
+    #[serde(default, deserialize_with = "seconds")]
+    pub max_expires_secs: Option<u64>,
+    #[serde(default, deserialize_with = "seconds")]
+    pub default_expires_secs: Option<u64>,
+    #[serde(default, deserialize_with = "count")]
+    pub lockout_failures: Option<u64>,
+    #[serde(default, deserialize_with = "seconds")]
+    pub lockout_window_secs: Option<u64>,
+    #[serde(default, deserialize_with = "seconds")]
+    pub lockout_secs: Option<u64>,
 }
 
 /// `[survey]`

@@ -13,15 +13,17 @@ use crate::ivr::{self, Flow, NodeKind, PromptDirError, Prompts, Schedule};
 
 use super::raw::{
     RawApi, RawBlocklist, RawConfig, RawFlow, RawFlowNode, RawLine, RawMedia, RawNode,
-    RawNumberRule, RawPrompts, RawQueue, RawRoute, RawSip, RawSurvey, RawTarget, RawTenant,
-    RawTrunk, RawWebhooks,
+    RawNumberRule, RawPrompts, RawRoute, RawSip, RawSurvey, RawTarget, RawTenant, RawTrunk,
+    RawWebhooks,
 };
 use super::source::{closest, Source};
 use super::{
     caller_key, Api, Blocklist, Cidr, CidrError, Config, ConfigError, Latching, Line, LineMode,
-    Media, Node, NumberRule, Outbound, Queue, Route, Secret, Sip, Survey, Target, TargetTransport,
-    Tenant, Trunk, TrunkAuth, UnknownSource, Webhooks,
+    Media, Node, NumberRule, Outbound, Route, Secret, Sip, Survey, Target, TargetTransport, Tenant,
+    Trunk, TrunkAuth, UnknownSource, Webhooks,
 };
+
+mod acd;
 
 type Result<T> = std::result::Result<T, ConfigError>;
 
@@ -51,7 +53,7 @@ pub(super) fn validate(raw: RawConfig, src: &Source<'_>) -> Result<Config> {
     let prompts = Arc::new(prompts(raw.prompts.unwrap_or_default(), src)?);
     let prompt_names = prompts.names();
     let tenants = tenants(raw.tenants, src)?;
-    let queues = queues(raw.queues, &tenants, &targets, src)?;
+    let queues = acd::queues(raw.queues, &tenants, &targets, &prompt_names, src)?;
     let flows = flows(raw.flows, &prompt_names, &queues, &targets, src)?;
     let known = Known {
         tenants: &tenants,
@@ -68,6 +70,9 @@ pub(super) fn validate(raw: RawConfig, src: &Source<'_>) -> Result<Config> {
     numbers_stay_reachable(&trunks, &line_numbers, Dialled::Line, src)?;
     let survey = survey(raw.survey.unwrap_or_default(), &prompt_names, src)?;
     let blocklist = blocklist(raw.blocklist.unwrap_or_default(), &prompt_names, src)?;
+    let acd_settings = acd::acd(raw.acd.unwrap_or_default(), src)?;
+    let agents = acd::agents(raw.agents, &tenants, &targets, src)?;
+    let registrar = acd::registrar(raw.registrar.unwrap_or_default(), &node.name, src)?;
     Ok(Config {
         origin: src.origin().to_owned(),
         node,
@@ -83,6 +88,9 @@ pub(super) fn validate(raw: RawConfig, src: &Source<'_>) -> Result<Config> {
         tenants,
         lines,
         queues,
+        acd: acd_settings,
+        agents,
+        registrar,
         survey,
         blocklist,
     })
@@ -1412,7 +1420,7 @@ const NODE_KEYS: [(&str, &[&str], &[&str]); 9] = [
 fn flows(
     raw: Vec<RawFlow>,
     prompts: &[&str],
-    queues: &[Queue],
+    queues: &[super::Queue],
     targets: &[Target],
     src: &Source<'_>,
 ) -> Result<Vec<Arc<Flow>>> {
@@ -1944,61 +1952,6 @@ fn utc_offset(src: &Source<'_>, key: &str, raw: Option<String>) -> Result<i32> {
             Some("the tenant's local time is UTC plus this, for its hours: \"+08:00\" in China (the default)".to_owned()),
         )
     })
-}
-
-/// `[[queues]]`: each belongs to a tenant and, until the ACD, delivers its
-/// calls to a target.
-fn queues(
-    raw: Vec<RawQueue>,
-    tenants: &[Tenant],
-    targets: &[Target],
-    src: &Source<'_>,
-) -> Result<Vec<Queue>> {
-    let tenant_names: Vec<&str> = tenants.iter().map(|t| t.name.as_str()).collect();
-    let target_names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
-    let mut names: HashMap<String, usize> = HashMap::new();
-    let mut queues = Vec::with_capacity(raw.len());
-    for (i, q) in raw.into_iter().enumerate() {
-        let path = format!("queues[{i}]");
-        let name = name(
-            src,
-            &format!("{path}.name"),
-            q.name,
-            "every [[queues]] table needs a name, e.g. name = \"general\"",
-        )?;
-        unique(src, &mut names, "queues", i, &name)?;
-        let tenant = reference(
-            src,
-            &format!("{path}.tenant"),
-            q.tenant,
-            &tenant_names,
-            Table::Tenants,
-            "name the [[tenants]] table the queue belongs to",
-        )?;
-        let target = reference(
-            src,
-            &format!("{path}.target"),
-            q.target,
-            &target_names,
-            Table::Targets,
-            "name a [[targets]] table, e.g. the existing contact centre's hunt group",
-        )
-        .map_err(|e| ConfigError {
-            help: e.help.map(|h| {
-                format!(
-                    "{h}; until the gateway's own agents (ACD) take the queue, its calls go to \
-                     this target"
-                )
-            }),
-            ..e
-        })?;
-        queues.push(Queue {
-            name,
-            tenant,
-            target,
-        });
-    }
-    Ok(queues)
 }
 
 /// What `[[lines]]` refer to.

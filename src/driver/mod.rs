@@ -678,6 +678,7 @@ impl CoreLoop {
         self.core.latency.timer.publish(now);
         let live = self.core.gw.live_calls();
         self.core.metrics.calls(live, draining);
+        self.core.gw.b2bua().export_queue_metrics(now);
         let state = if draining { "draining" } else { "serving" };
         self.notifier.status(&format!("{state}: {live} calls"));
     }

@@ -45,7 +45,7 @@ mod tests;
 pub use flow::{
     is_dtmf, Flow, FlowError, LocalTime, Node, NodeKind, Schedule, Weekday, Window, SCHEDULE_HELP,
 };
-pub use prompts::{PromptDirError, Prompts};
+pub use prompts::{spoken_number, PromptDirError, Prompts};
 pub use runner::{Action, Input, Runner};
 
 use std::collections::BTreeMap;

@@ -228,8 +228,18 @@ impl B2bua {
                     .queued(&queue, &skills, priority, now, &self.clock);
                 self.records.push_back(item);
                 tracing::debug!(call = %cid, %queue, priority, "queued");
-                match config.queue(&queue).map(|q| q.target.clone()) {
-                    Some(target) => self.put_through(cid, &target, tsx, now),
+                let found = config
+                    .queues
+                    .iter()
+                    .enumerate()
+                    .find(|(_, q)| q.name == queue)
+                    .map(|(i, q)| (i, q.target.clone()));
+                match found {
+                    Some((_, Some(target))) => self.put_through(cid, &target, tsx, now),
+                    Some((i, None)) => {
+                        let qix = crate::acd::QueueIx(u32::try_from(i).unwrap_or(u32::MAX));
+                        self.enqueue(cid, qix, &skills, priority, tsx, now);
+                    }
                     None => {
                         tracing::warn!(call = %cid, %queue, "unknown queue");
                         self.hang_up(cid, None, EndCause::DeliveryFailed(404), tsx, now);
@@ -257,6 +267,14 @@ impl B2bua {
                     }
                     Some(IvrPhase::Blocked) => {
                         self.hang_up(cid, None, EndCause::Blocked, tsx, now);
+                    }
+                    Some(IvrPhase::Treatment) => {
+                        let end = if cause.as_deref() == Some(super::agents::QUEUE_TIMEOUT) {
+                            EndCause::QueueTimeout
+                        } else {
+                            EndCause::QueueFull
+                        };
+                        self.hang_up(cid, None, end, tsx, now);
                     }
                     _ => {
                         let tags = call.tags.clone();
@@ -353,7 +371,7 @@ impl B2bua {
                 };
                 self.record_survey(cid, no_level, now);
             }
-            Some(IvrPhase::Blocked) | None => {}
+            Some(IvrPhase::Blocked | IvrPhase::Treatment) | None => {}
         }
     }
 
@@ -402,6 +420,20 @@ impl B2bua {
                 }
             }
             200..=299 => {
+                if !self.agent_answered(cid, now) {
+                    // The ACD withdrew this offer meanwhile: release the
+                    // agent's leg; the caller stays where the ACD put it.
+                    if let (Some(invite), Some(peer)) =
+                        (tsx.request(b_invite).cloned(), tsx.peer(b_invite).cloned())
+                    {
+                        let contact = self.contact(peer.transport).to_string();
+                        self.release_fork(b_invite, &invite, &resp, peer, &contact, tsx, now);
+                    }
+                    return;
+                }
+                let Some(call) = self.calls.get_mut(&cid) else {
+                    return;
+                };
                 let dialog = match (&call.b_invite_req, &call.b_peer) {
                     (Some(invite), Some(peer)) => Dialog::uac(invite, &resp, peer.clone()).ok(),
                     _ => None,
@@ -431,6 +463,10 @@ impl B2bua {
                 metrics::counter!("hotline_calls_answered_total").increment(1);
                 tracing::debug!(call = %cid, "put through");
             }
+            status if call.agent.is_some() => {
+                tracing::debug!(call = %cid, status, "agent's phone refused");
+                self.offer_failed(cid, status, b_invite, now);
+            }
             status => {
                 tracing::debug!(call = %cid, status, "target refused");
                 self.hang_up(cid, None, EndCause::DeliveryFailed(status), tsx, now);
@@ -457,6 +493,11 @@ impl B2bua {
         if !runs {
             return false;
         }
+        // The agent's talk is over: wrap-up starts while the caller rates.
+        self.acd_release(cid, now);
+        let Some(call) = self.calls.get_mut(&cid) else {
+            return false;
+        };
         if let CallState::Confirmed { relays } = &call.state {
             for r in relays.clone() {
                 if let Some(sreq) = tsx.request(r.server).cloned() {

@@ -1,0 +1,715 @@
+//! The gateway's own agents: their phones' REGISTERs (the registrar),
+//! their feature codes (`*21` …), and calls waiting in ACD queues being
+//! offered to them.
+//!
+//! The ACD core ([`crate::acd`]) decides who gets which call; this glue
+//! carries its decisions out on the wire: an offer is an INVITE to the
+//! agent's registered contact (or a remote seat's target) while the caller
+//! hears ringback; a withdrawn offer is a CANCEL while the caller goes
+//! back to the music. Every agent state change becomes an
+//! `agent.state_changed` event.
+
+use std::sync::Arc;
+
+use super::{respond, B2bua, Role};
+use crate::acd::{AgentIx, AgentState, Output, QueueIx};
+use crate::call::record::{agent_event, uuid_v7};
+use crate::call::{CallState, IvrPhase, IvrRun};
+use crate::config::TargetTransport;
+use crate::ids::{CallId, TsxId};
+use crate::ivr::{self, Flow, Input, Runner};
+use crate::sip::msg::{Request, Response, SipHeaders};
+use crate::sip::registrar::Change;
+use crate::sip::transaction::{Peer, Transactions};
+use crate::sip::transport::Transport;
+use crate::time::Instant;
+
+/// Feature codes dialled from an agent's phone (documented in
+/// docs/agents.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Feature {
+    /// `*21`: log in (ready).
+    Login,
+    /// `*22`: log out (after the current call).
+    Logout,
+    /// `*23`: ready (also ends wrap-up early).
+    Ready,
+    /// `*24` / `*24N`: not ready with the first / N-th configured reason.
+    NotReady(usize),
+}
+
+impl Feature {
+    /// The feature a dialled code asks for.
+    pub(super) fn parse(code: &str) -> Option<Feature> {
+        match code {
+            "*21" => Some(Feature::Login),
+            "*22" => Some(Feature::Logout),
+            "*23" => Some(Feature::Ready),
+            "*24" => Some(Feature::NotReady(0)),
+            _ => {
+                let n = code.strip_prefix("*24")?;
+                let n: usize = n.parse().ok().filter(|n| (1..=9).contains(n))?;
+                Some(Feature::NotReady(n - 1))
+            }
+        }
+    }
+}
+
+/// The flow a queue's treatment runs: the announcement, then hang-up.
+fn treatment_flow(prompt: &str, cause: &str) -> Flow {
+    Flow::new(
+        "treatment",
+        "announce",
+        vec![
+            ivr::Node {
+                name: "announce".to_owned(),
+                kind: ivr::NodeKind::Play {
+                    prompt: prompt.to_owned(),
+                    barge_in: false,
+                    next: "bye".to_owned(),
+                },
+            },
+            ivr::Node {
+                name: "bye".to_owned(),
+                kind: ivr::NodeKind::Hangup {
+                    cause: Some(cause.to_owned()),
+                },
+            },
+        ],
+    )
+}
+
+/// GB/T 33358: calls should be answered within 15 s.
+const ANSWER_TARGET: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// `(tenant, queue, line)` labels of a queued call.
+fn labels(config: &crate::config::Config, call: &crate::call::Call) -> (String, String, String) {
+    let q = call.queue.and_then(|q| config.queues.get(q.0 as usize));
+    (
+        q.map_or_else(|| "none".to_owned(), |q| q.tenant.clone()),
+        q.map_or_else(|| "none".to_owned(), |q| q.name.clone()),
+        call.line
+            .as_ref()
+            .map_or_else(|| "none".to_owned(), |l| l.number.clone()),
+    )
+}
+
+/// Hangup cause of the treatment for a full queue.
+pub(super) const QUEUE_FULL: &str = "queue_full";
+/// Hangup cause of the treatment after the max wait.
+pub(super) const QUEUE_TIMEOUT: &str = "queue_timeout";
+
+impl B2bua {
+    /// A REGISTER from an agent's phone.
+    pub(super) fn on_register(
+        &mut self,
+        id: TsxId,
+        req: &Request,
+        tsx: &mut Transactions,
+        now: Instant,
+    ) {
+        let Some(peer) = tsx.peer(id).cloned() else {
+            return;
+        };
+        let (mut resp, change) = self.registrar.register(req, peer.addr, peer.transport, now);
+        if resp.to_tag().is_none() {
+            resp.set_to_tag(&self.rng.token(10));
+        }
+        tsx.send_response(id, resp, now);
+        if let Some(change) = change {
+            self.on_registration(change, now);
+        }
+    }
+
+    /// A binding came, went or expired: the agent is offered calls only
+    /// while its phone is registered.
+    pub(super) fn on_registration(&mut self, change: Change, now: Instant) {
+        let (user, reachable) = match change {
+            Change::Registered { user, refreshed } => {
+                if !refreshed {
+                    tracing::info!(agent = %user, "agent phone registered");
+                }
+                (user, true)
+            }
+            Change::Unregistered { user, expired } => {
+                tracing::info!(agent = %user, expired, "agent phone unregistered");
+                (user, false)
+            }
+        };
+        let remote = self.config.agent(&user).is_some_and(|a| a.remote.is_some());
+        if let (Some(a), false) = (self.acd.agent_ix(&user), remote) {
+            self.acd.set_reachable(a, reachable, now);
+        }
+    }
+
+    /// An INVITE to a feature code (`*2x`) from an agent's phone:
+    /// authenticated with the agent's credentials, carried out, and
+    /// answered with a final response saying how it went (no call is set
+    /// up: the phone shows the reason phrase).
+    pub(super) fn on_feature_code(
+        &mut self,
+        id: TsxId,
+        req: &Request,
+        code: &str,
+        tsx: &mut Transactions,
+        now: Instant,
+    ) {
+        let Some(peer) = tsx.peer(id).cloned() else {
+            return;
+        };
+        let user = match self.registrar.authenticate(req, peer.addr, now) {
+            Ok(user) => user,
+            Err(mut resp) => {
+                if resp.to_tag().is_none() {
+                    resp.set_to_tag(&self.rng.token(10));
+                }
+                tsx.send_response(id, resp, now);
+                return;
+            }
+        };
+        let Some(agent) = self.acd.agent_ix(&user) else {
+            respond(tsx, id, req, 403, now);
+            return;
+        };
+        let (status, phrase) = match Feature::parse(code) {
+            None => (404, "Unknown Feature Code".to_owned()),
+            Some(f) => match self.agent_control(agent, &f, now) {
+                Ok(done) => (200, done),
+                Err(e) => (403, format!("Not Done: {e}")),
+            },
+        };
+        metrics::counter!("hotline_agent_feature_codes_total", "result" => if status == 200 { "done" } else { "refused" })
+            .increment(1);
+        // A 2xx would set up a dialog the phone expects media on: the
+        // outcome is told by the reason phrase of a final non-2xx answer
+        // (480 for done, the phone's display shows the phrase).
+        let mut r = Response::to(req, if status == 200 { 480 } else { status });
+        r.reason = phrase;
+        r.set_to_tag(&self.rng.token(10));
+        tsx.send_response(id, r, now);
+    }
+
+    /// Carry out a feature for `agent`; `Ok` says what was done.
+    pub(super) fn agent_control(
+        &mut self,
+        agent: AgentIx,
+        f: &Feature,
+        now: Instant,
+    ) -> Result<String, crate::acd::AcdError> {
+        match f {
+            Feature::Login => self.acd.login(agent, now).map(|()| "Logged In".to_owned()),
+            Feature::Logout => self
+                .acd
+                .logout(agent, now)
+                .map(|()| "Logged Out".to_owned()),
+            Feature::Ready => self.acd.ready(agent, now).map(|()| "Ready".to_owned()),
+            Feature::NotReady(n) => {
+                let reason = self
+                    .config
+                    .acd
+                    .not_ready_reasons
+                    .get(*n)
+                    .cloned()
+                    .unwrap_or_default();
+                self.acd
+                    .not_ready(agent, &reason, now)
+                    .map(|()| format!("Not Ready ({reason})"))
+            }
+        }
+    }
+
+    /// A flow's `queue` node for a queue the gateway's agents answer.
+    pub(super) fn enqueue(
+        &mut self,
+        cid: CallId,
+        queue: QueueIx,
+        skills: &[String],
+        priority: u8,
+        tsx: &mut Transactions,
+        now: Instant,
+    ) {
+        match self.acd.enqueue(cid, queue, skills, priority, now) {
+            Ok(()) => {
+                let Some(call) = self.calls.get_mut(&cid) else {
+                    return;
+                };
+                call.queue = Some(queue);
+                call.queued_at.get_or_insert(now);
+                call.state = CallState::Queued;
+                self.hold_music(cid);
+            }
+            Err(full) => {
+                tracing::debug!(call = %cid, ?full, "queue full: treatment");
+                self.treatment(cid, queue, QUEUE_FULL, tsx, now);
+            }
+        }
+    }
+
+    /// Music on hold into the caller's leg.
+    fn hold_music(&mut self, cid: CallId) {
+        let config = self.config.clone();
+        let Some(call) = self.calls.get_mut(&cid) else {
+            return;
+        };
+        call.comfort = false;
+        let music = call
+            .queue
+            .and_then(|q| config.queues.get(q.0 as usize))
+            .and_then(|q| config.prompts.get(&q.music))
+            .cloned();
+        match music {
+            Some(m) => self.media.play_looped(&mut call.media, m),
+            None => self.media.stop(&mut call.media),
+        }
+    }
+
+    /// The queue's treatment: its announcement, then hang-up.
+    fn treatment(
+        &mut self,
+        cid: CallId,
+        queue: QueueIx,
+        cause: &str,
+        tsx: &mut Transactions,
+        now: Instant,
+    ) {
+        let config = self.config.clone();
+        let prompt = config
+            .queues
+            .get(queue.0 as usize)
+            .map_or("queue_full", |q| q.treatment.as_str());
+        let Some(call) = self.calls.get_mut(&cid) else {
+            return;
+        };
+        let flow = Arc::new(treatment_flow(prompt, cause));
+        call.state = CallState::Ivr;
+        call.ivr = Some(Box::new(IvrRun {
+            phase: IvrPhase::Treatment,
+            runner: Runner::new(flow, now),
+            started: false,
+        }));
+        if call.a_ack_pending.is_none() {
+            self.ivr_input(cid, Input::Started, tsx, now);
+        }
+    }
+
+    /// Carry out what the ACD decided, until it has nothing more to say.
+    pub(super) fn drain_acd(&mut self, tsx: &mut Transactions, now: Instant) {
+        while let Some(out) = self.acd.poll_output() {
+            match out {
+                Output::Offer { call, agent, queue } => self.offer(call, agent, queue, tsx, now),
+                Output::CancelOffer { call, agent } => self.withdraw_offer(call, agent, tsx, now),
+                Output::Overflowed { call, from, to } => {
+                    let names = |q: QueueIx| {
+                        self.config
+                            .queues
+                            .get(q.0 as usize)
+                            .map_or("?", |q| q.name.as_str())
+                            .to_owned()
+                    };
+                    let detail = format!("from {} to {}", names(from), names(to));
+                    if let Some(c) = self.calls.get_mut(&call) {
+                        c.queue = Some(to);
+                        c.record.queue_step("overflowed", detail, now, &self.clock);
+                    }
+                }
+                Output::Escalated {
+                    call,
+                    queue: _,
+                    step,
+                    early,
+                } => {
+                    let detail = format!("step {step}{}", if early { " (early)" } else { "" });
+                    if let Some(c) = self.calls.get_mut(&call) {
+                        c.record.queue_step("escalated", detail, now, &self.clock);
+                    }
+                }
+                Output::Expired { call, queue } => {
+                    tracing::debug!(call = %call, "max wait: treatment");
+                    self.treatment(call, queue, QUEUE_TIMEOUT, tsx, now);
+                }
+                Output::Comfort {
+                    call,
+                    position,
+                    estimated_wait,
+                } => self.comfort(call, position, estimated_wait),
+                Output::AgentChanged {
+                    agent,
+                    from,
+                    to,
+                    at,
+                } => self.agent_changed(agent, &from, &to, at),
+            }
+        }
+    }
+
+    /// An `agent.state_changed` event and the per-state gauges.
+    fn agent_changed(&mut self, agent: AgentIx, from: &AgentState, to: &AgentState, at: Instant) {
+        let Some(spec) = self.acd.spec().agents.get(agent.0 as usize) else {
+            return;
+        };
+        let id = spec.id.clone();
+        let tenant = spec.tenant.clone();
+        let reason = match to {
+            AgentState::NotReady(r) => Some(r.as_str()),
+            _ => None,
+        };
+        let call = match to {
+            AgentState::Reserved(c) | AgentState::Talking(c) => {
+                self.calls.get(c).map(|call| call.record.id().to_owned())
+            }
+            _ => None,
+        };
+        let seq = {
+            let n = self.agent_seq.entry(agent).or_insert(0);
+            *n += 1;
+            *n
+        };
+        let unix_ms = self.clock.unix_ms(at);
+        let event_id = uuid_v7(unix_ms, &mut self.rng);
+        self.records.push_back(agent_event(
+            &event_id,
+            &self.config.node.name,
+            &id,
+            from.label(),
+            to.label(),
+            reason,
+            call.as_deref(),
+            seq,
+            unix_ms,
+        ));
+        tracing::debug!(agent = %id, from = from.label(), to = to.label(), "agent state");
+        metrics::counter!("hotline_agent_state_changes_total", "tenant" => tenant, "to" => to.label())
+            .increment(1);
+    }
+
+    /// Comfort announcement: the queue's prompt, then (when the queue says
+    /// so) the caller's position and estimated wait; the music follows.
+    fn comfort(
+        &mut self,
+        cid: CallId,
+        position: usize,
+        estimated_wait: Option<std::time::Duration>,
+    ) {
+        let config = self.config.clone();
+        let Some(call) = self.calls.get_mut(&cid) else {
+            return;
+        };
+        if !matches!(call.state, CallState::Queued) {
+            return;
+        }
+        let Some(q) = call.queue.and_then(|q| config.queues.get(q.0 as usize)) else {
+            return;
+        };
+        let mut names: Vec<&str> = vec![q.comfort_prompt.as_str()];
+        if q.announce_position {
+            let n = u32::try_from(position.saturating_sub(1)).unwrap_or(u32::MAX);
+            if n > 0 {
+                names.push("position_prefix");
+                names.extend(ivr::spoken_number(n));
+                names.push("position_suffix");
+            }
+            if let Some(w) = estimated_wait {
+                let minutes = u32::try_from(w.as_secs().div_ceil(60)).unwrap_or(u32::MAX);
+                if minutes > 0 {
+                    names.push("wait_prefix");
+                    names.extend(ivr::spoken_number(minutes));
+                    names.push("wait_minutes");
+                }
+            }
+        }
+        let prompt = config
+            .prompts
+            .sequence(&names)
+            .or_else(|| config.prompts.get(&q.comfort_prompt).cloned());
+        if let Some(p) = prompt {
+            call.comfort = true;
+            self.media.play(&mut call.media, p, false);
+        }
+    }
+
+    /// A prompt ended on the caller's leg of a queued call: after a
+    /// comfort announcement, the music again.
+    pub(super) fn queued_playback_done(&mut self, cid: CallId) {
+        if self
+            .calls
+            .get(&cid)
+            .is_some_and(|c| matches!(c.state, CallState::Queued) && c.comfort)
+        {
+            self.hold_music(cid);
+        }
+    }
+
+    /// Where an agent's phone is: its registration, or a remote seat's
+    /// target. `(Request-URI, To URI, peer)`.
+    fn agent_destination(&self, agent: AgentIx) -> Option<(String, String, Peer)> {
+        let id = &self.acd.spec().agents.get(agent.0 as usize)?.id;
+        let host = &self.host;
+        let cfg = self.config.agent(id)?;
+        if let Some(target) = cfg.remote.as_deref().and_then(|t| self.config.target(t)) {
+            let number = cfg.remote_number.as_deref().unwrap_or(id);
+            let transport = match target.transport {
+                TargetTransport::Udp => Transport::Udp,
+                TargetTransport::Tcp => Transport::Tcp,
+            };
+            let tparam = if transport == Transport::Tcp {
+                ";transport=tcp"
+            } else {
+                ""
+            };
+            let addr = target.address;
+            return Some((
+                format!("sip:{number}@{addr}{tparam}"),
+                format!("<sip:{number}@{addr}>"),
+                Peer {
+                    transport,
+                    addr,
+                    conn: None,
+                },
+            ));
+        }
+        let b = self.registrar.binding(id)?;
+        Some((
+            b.contact.clone(),
+            format!("<sip:{id}@{host}>"),
+            Peer {
+                transport: b.transport,
+                addr: b.source,
+                conn: None,
+            },
+        ))
+    }
+
+    /// Ring `agent` with the queued call `cid`.
+    fn offer(
+        &mut self,
+        cid: CallId,
+        agent: AgentIx,
+        queue: QueueIx,
+        tsx: &mut Transactions,
+        now: Instant,
+    ) {
+        if !self
+            .calls
+            .get(&cid)
+            .is_some_and(|c| matches!(c.state, CallState::Queued))
+        {
+            // The ACD holds no call we do not (a bug if it happens): give
+            // the agent back.
+            tracing::warn!(call = %cid, "offer for a call that is not waiting");
+            self.acd.abandon(cid, now);
+            return;
+        }
+        let Some((ruri, to, peer)) = self.agent_destination(agent) else {
+            tracing::debug!(call = %cid, "agent has no phone now: next one");
+            self.acd.unreachable(cid, agent, now);
+            return;
+        };
+        let agent_id = self
+            .acd
+            .spec()
+            .agents
+            .get(agent.0 as usize)
+            .map(|a| a.id.clone())
+            .unwrap_or_default();
+        let queue_name = self
+            .config
+            .queues
+            .get(queue.0 as usize)
+            .map(|q| q.name.clone())
+            .unwrap_or_default();
+        let b_invite =
+            self.send_b_invite(cid, &format!("agent:{agent_id}"), ruri, to, peer, tsx, now);
+        let Some(b_invite) = b_invite else {
+            self.acd.unreachable(cid, agent, now);
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&cid) else {
+            return;
+        };
+        let sip_call_id = call
+            .b_invite_req
+            .as_ref()
+            .and_then(|r| r.call_id().map(str::to_owned))
+            .unwrap_or_default();
+        let item = call
+            .record
+            .offered(&agent_id, &queue_name, &sip_call_id, now, &self.clock);
+        self.records.push_back(item);
+        call.agent = Some(agent);
+        call.queue = Some(queue);
+        call.comfort = false;
+        self.media.stop(&mut call.media);
+        self.media.ringing(&mut call.media);
+        call.state = CallState::Dialling { b_invite };
+        tracing::debug!(call = %cid, agent = %agent_id, "offered");
+    }
+
+    /// The ACD withdrew the offer (ring-no-answer, the agent logged out):
+    /// cancel the agent's INVITE; the caller is back in the queue.
+    fn withdraw_offer(
+        &mut self,
+        cid: CallId,
+        agent: AgentIx,
+        tsx: &mut Transactions,
+        now: Instant,
+    ) {
+        let logged_out = matches!(self.acd.agent_state(agent), AgentState::LoggedOut);
+        let Some(call) = self.calls.get_mut(&cid) else {
+            return;
+        };
+        let CallState::Dialling { b_invite } = call.state else {
+            return;
+        };
+        if call.agent != Some(agent) {
+            return;
+        }
+        tsx.cancel(b_invite, now);
+        // A 2xx racing the CANCEL is ACKed and hung up (see StaleOffer).
+        self.by_tsx.insert(b_invite, (cid, Role::StaleOffer));
+        call.record
+            .offer_done(if logged_out { "withdrawn" } else { "no_answer" });
+        call.agent = None;
+        call.b_invite_req = None;
+        call.b_peer = None;
+        call.state = CallState::Queued;
+        self.hold_music(cid);
+    }
+
+    /// The agent's phone refused or failed: the ACD offers the call to the
+    /// next agent (486/600/603: declined; anything else: unreachable).
+    pub(super) fn offer_failed(&mut self, cid: CallId, status: u16, b_invite: TsxId, now: Instant) {
+        let Some(call) = self.calls.get_mut(&cid) else {
+            return;
+        };
+        let Some(agent) = call.agent.take() else {
+            return;
+        };
+        self.by_tsx.remove(&b_invite);
+        let declined = matches!(status, 486 | 600 | 603);
+        call.record
+            .offer_done(if declined { "declined" } else { "unreachable" });
+        call.b_invite_req = None;
+        call.b_peer = None;
+        call.state = CallState::Queued;
+        self.hold_music(cid);
+        if declined {
+            self.acd.declined(cid, agent, now);
+        } else {
+            self.acd.unreachable(cid, agent, now);
+        }
+    }
+
+    /// The call leaves the ACD with the caller or the agent gone: the
+    /// agent's talk is over (wrap-up follows), or a waiting call is
+    /// abandoned (its ringing agent is free again).
+    pub(super) fn acd_release(&mut self, cid: CallId, now: Instant) {
+        if !self.acd.holds(cid) {
+            return;
+        }
+        let Some(call) = self.calls.get_mut(&cid) else {
+            self.acd.abandon(cid, now);
+            return;
+        };
+        let talking = call.agent.is_some() && call.answered.is_some();
+        if talking {
+            self.acd.hung_up(cid, now);
+        } else {
+            if call.agent.is_some() {
+                call.record.offer_done("caller_left");
+            }
+            let (tenant, queue, line) = labels(&self.config, call);
+            metrics::counter!("hotline_queue_abandoned_total", "tenant" => tenant, "queue" => queue, "line" => line)
+                .increment(1);
+            self.acd.abandon(cid, now);
+        }
+    }
+
+    /// A 2xx or failure for an agent's INVITE the ACD had already
+    /// withdrawn: a 2xx is ACKed and hung up at once.
+    pub(super) fn on_stale_offer_response(
+        &mut self,
+        id: TsxId,
+        resp: &Response,
+        tsx: &mut Transactions,
+        now: Instant,
+    ) {
+        if !(200..=299).contains(&resp.status) {
+            return;
+        }
+        if let (Some(invite), Some(peer)) = (tsx.request(id).cloned(), tsx.peer(id).cloned()) {
+            let contact = self.contact(peer.transport).to_string();
+            self.release_fork(id, &invite, resp, peer, &contact, tsx, now);
+        }
+    }
+
+    /// The agent answered: the ACD confirms the offer is still current
+    /// (`false`: withdrawn meanwhile; the leg is released).
+    pub(super) fn agent_answered(&mut self, cid: CallId, now: Instant) -> bool {
+        let Some(call) = self.calls.get_mut(&cid) else {
+            return false;
+        };
+        let Some(agent) = call.agent else {
+            return true;
+        };
+        if self.acd.answered(cid, agent, now) {
+            call.record.offer_done("answered");
+            let within = call
+                .queued_at
+                .is_some_and(|q| now.saturating_duration_since(q) <= ANSWER_TARGET);
+            let (tenant, queue, line) = labels(&self.config, call);
+            metrics::counter!("hotline_queue_answered_total", "tenant" => tenant, "queue" => queue, "line" => line, "within_15s" => if within { "true" } else { "false" })
+                .increment(1);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// An unanswered agent's INVITE timed out (Timer B): unreachable.
+    pub(super) fn offer_timed_out(&mut self, cid: CallId, b_invite: TsxId, now: Instant) {
+        self.offer_failed(cid, 408, b_invite, now);
+    }
+}
+
+impl B2bua {
+    /// Publish every ACD queue's live figures and the agents per state on
+    /// /metrics (the driver calls this once a second): see docs/metrics.md.
+    pub fn export_queue_metrics(&self, now: Instant) {
+        for (i, q) in self.config.queues.iter().enumerate() {
+            if q.target.is_some() {
+                continue;
+            }
+            let ix = QueueIx(u32::try_from(i).unwrap_or(u32::MAX));
+            let s = self.acd.queue_stats(ix, now);
+            let labels = [("tenant", q.tenant.clone()), ("queue", q.name.clone())];
+            metrics::gauge!("hotline_queue_waiting", &labels).set(s.waiting as f64);
+            metrics::gauge!("hotline_queue_oldest_wait_seconds", &labels)
+                .set(s.oldest_wait.map_or(0.0, |d| d.as_secs_f64()));
+            if let Some(r) = s.answered_within_15s_ratio {
+                metrics::gauge!("hotline_answered_within_15s_ratio", &labels).set(r);
+            }
+            if let Some(r) = s.answer_ratio_24h {
+                metrics::gauge!("hotline_queue_answer_ratio_24h", &labels).set(r);
+            }
+            metrics::gauge!("hotline_queue_offered_24h", &labels).set(s.offered_24h as f64);
+            metrics::gauge!("hotline_queue_answered_24h", &labels).set(s.answered_24h as f64);
+            metrics::gauge!("hotline_queue_abandoned_24h", &labels).set(s.abandoned_24h as f64);
+            metrics::gauge!("hotline_queue_expired_24h", &labels).set(s.expired_24h as f64);
+            metrics::gauge!("hotline_queue_refused_24h", &labels).set(s.refused_24h as f64);
+            if let Some(asa) = s.average_speed_of_answer_24h {
+                metrics::gauge!("hotline_queue_average_speed_of_answer_seconds", &labels)
+                    .set(asa.as_secs_f64());
+            }
+            metrics::gauge!("hotline_queue_agents", "tenant" => q.tenant.clone(), "queue" => q.name.clone(), "state" => "ready")
+                .set(s.agents_ready as f64);
+            metrics::gauge!("hotline_queue_agents", "tenant" => q.tenant.clone(), "queue" => q.name.clone(), "state" => "busy")
+                .set(s.agents_busy as f64);
+        }
+        for t in &self.config.tenants {
+            for (state, n) in self.acd.agents_by_state(Some(&t.name)) {
+                metrics::gauge!("hotline_agents", "tenant" => t.name.clone(), "state" => state)
+                    .set(n as f64);
+            }
+        }
+    }
+}
