@@ -217,8 +217,8 @@ impl Scheme {
     }
 }
 
-/// The registrar: bindings, credentials, lockouts.
-#[derive(Debug)]
+/// The registrar: bindings, credentials, lockouts. Its `Debug` shows
+/// counts, never the passwords.
 pub struct Registrar {
     config: RegistrarConfig,
     users: HashMap<String, String>,
@@ -230,6 +230,16 @@ pub struct Registrar {
     by_ip: Tracker<IpAddr>,
     by_user: Tracker<String>,
     stats: RegistrarStats,
+}
+
+impl std::fmt::Debug for Registrar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registrar")
+            .field("config", &self.config)
+            .field("users", &self.users.len())
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Registrar {

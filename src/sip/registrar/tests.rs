@@ -807,3 +807,11 @@ fn contact_parameters_are_read_outside_the_uri() {
     ));
     assert!(!same_uri("sip:1001@host:5060", "sip:1001@host"));
 }
+
+#[test]
+fn debug_output_has_no_passwords() {
+    let t = T::new();
+    let shown = format!("{:?}", t.reg);
+    assert!(!shown.contains("pw-1001"), "{shown}");
+    assert!(shown.contains("users: 2"));
+}
