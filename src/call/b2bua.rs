@@ -562,7 +562,9 @@ impl B2bua {
         }
         match req.method {
             Method::Invite => self.on_new_invite(id, req, tsx, now),
-            Method::Register => self.on_register(id, &req, tsx, now),
+            Method::Register if !self.config.agents.is_empty() => {
+                self.on_register(id, &req, tsx, now);
+            }
             Method::Options => {
                 // Carriers ping with OPTIONS: answer for the node (RFC 3261 §11.2).
                 let mut r = Response::to(&req, if self.draining { 503 } else { 200 });

@@ -85,6 +85,7 @@ pub const GATEWAY_METHODS: &[Method] = &[
     Method::Options,
     Method::Info,
     Method::Update,
+    Method::Register,
 ];
 
 impl Policy {
