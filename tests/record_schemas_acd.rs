@@ -360,7 +360,7 @@ fn agent_state_changes_match_their_schema() {
         let id = v["id"].as_str().unwrap_or_default();
         assert_eq!(id.len(), 36, "{v}");
         assert_eq!(item.key, format!("agent/1001/{id}"));
-        assert_eq!(v["schema"], EVENT_SCHEMA);
+        assert_eq!(v["schema"], hotline::call::record::AGENT_EVENT_SCHEMA);
         assert_eq!(v["agent_id"], "1001");
         assert_eq!(v["seq"], n);
         assert_eq!(v["data"]["node"], "demo");

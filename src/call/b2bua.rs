@@ -1692,7 +1692,7 @@ impl B2bua {
             self.contact(Transport::Tcp).to_string(),
         ];
         // The agent's talk (or the caller's wait) is over now.
-        self.acd_release(cid, now);
+        self.acd_release(cid, Some(&cause), now);
         // The end is known now (the first BYE): the record is sealed before
         // anything of this turn goes out (the driver commits it first).
         self.seal(cid, &cause, now);
@@ -1755,7 +1755,7 @@ impl B2bua {
     }
 
     fn end(&mut self, cid: CallId, cause: EndCause, now: Instant) {
-        self.acd_release(cid, now);
+        self.acd_release(cid, Some(&cause), now);
         self.seal(cid, &cause, now);
         let Some(call) = self.calls.remove(&cid) else {
             return;

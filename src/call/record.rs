@@ -25,6 +25,9 @@ pub const RECORD_SCHEMA: &str = "hotline.call_record.v1";
 /// Version tag of an event body (`schema` field).
 pub const EVENT_SCHEMA: &str = "hotline.call_event.v1";
 
+/// The `schema` of an agent's events (`agent.state_changed`).
+pub const AGENT_EVENT_SCHEMA: &str = "hotline.agent_event.v1";
+
 /// Maps the core's monotonic `Instant`s to UTC, from an anchor the driver
 /// refreshes (at start and on every tick), so records carry wall-clock
 /// times without the core reading a clock.
@@ -111,7 +114,9 @@ pub const RECORD_KIND: &str = "call.record";
 /// One item for the outbox: the body is final JSON (signed as is).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordItem {
-    /// `call.arrived`, `call.answered`, `call.ended`, `call.record`.
+    /// `call.arrived`, `call.queued`, `call.offered`, `call.answered`,
+    /// `call.survey_completed`, `call.ended`, `call.record`,
+    /// `agent.state_changed`.
     pub kind: &'static str,
     /// Ordering stream: the call's record id.
     pub stream: String,
@@ -139,7 +144,8 @@ pub struct End {
     /// Who.
     pub by: EndedBy,
     /// `caller_hangup`, `callee_hangup`, `cancelled`, `rejected`,
-    /// `no_answer`, `destination_timeout`, `no_ack`, `draining`.
+    /// `no_answer`, `destination_timeout`, `no_ack`, `draining`, … (the
+    /// full list: `schemas/call.ended.v1.json`, docs/records.md).
     pub cause: &'static str,
     /// The destination's final status when it refused.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -158,7 +164,9 @@ pub struct Leg {
 /// A step of the call, in order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Segment {
-    /// `arrival`, `routed`, `ringing`, `answered`, `ended`.
+    /// `arrival`, `routed`, `ivr`, `survey`, `blocked`, `queued`,
+    /// `offered`, `escalated`, `overflowed`, `ringing`, `answered`,
+    /// `survey_done`, `ended` (docs/records.md).
     pub kind: &'static str,
     /// When, RFC 3339 UTC.
     pub at: String,
@@ -277,9 +285,10 @@ pub struct OfferRecord {
     pub queue: String,
     /// When its phone was rung, RFC 3339 UTC.
     pub at: String,
-    /// `answered`, `no_answer` (ring timeout), `declined` (486/603),
-    /// `unreachable`, `withdrawn` (agent logged out while ringing),
-    /// `caller_left`, `ringing` (the call ended otherwise meanwhile).
+    /// `answered`, `no_answer` (ring timeout), `declined` (486, 600,
+    /// 603), `unreachable`, `withdrawn` (agent logged out while ringing),
+    /// `caller_left` (the caller hung up while the phone rang), `ringing`
+    /// (the call ended otherwise meanwhile: a drain, an RTP timeout).
     pub outcome: &'static str,
 }
 
@@ -753,7 +762,7 @@ pub fn agent_event(
     }
     let stream = format!("agent/{agent}");
     let body = serde_json::json!({
-        "schema": EVENT_SCHEMA,
+        "schema": AGENT_EVENT_SCHEMA,
         "type": "agent.state_changed",
         "id": event_id,
         "agent_id": agent,

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use super::{respond, B2bua, Role};
 use crate::acd::{AgentIx, AgentState, Output, QueueIx};
 use crate::call::record::{agent_event, uuid_v7};
-use crate::call::{CallState, IvrPhase, IvrRun};
+use crate::call::{CallState, EndCause, IvrPhase, IvrRun};
 use crate::config::TargetTransport;
 use crate::ids::{CallId, TsxId};
 use crate::ivr::{self, Flow, Input, Runner};
@@ -601,8 +601,10 @@ impl B2bua {
 
     /// The call leaves the ACD with the caller or the agent gone: the
     /// agent's talk is over (wrap-up follows), or a waiting call is
-    /// abandoned (its ringing agent is free again).
-    pub(super) fn acd_release(&mut self, cid: CallId, now: Instant) {
+    /// abandoned (its ringing agent is free again). `cause`: why the call
+    /// ends (a ringing offer's outcome is `caller_left` when the caller
+    /// hung up, else it stays `ringing`).
+    pub(super) fn acd_release(&mut self, cid: CallId, cause: Option<&EndCause>, now: Instant) {
         if !self.acd.holds(cid) {
             return;
         }
@@ -614,7 +616,11 @@ impl B2bua {
         if talking {
             self.acd.hung_up(cid, now);
         } else {
-            if call.agent.is_some() {
+            let caller_left = matches!(
+                cause,
+                Some(EndCause::HangUp(crate::call::Side::A) | EndCause::CallerCancelled)
+            );
+            if call.agent.is_some() && caller_left {
                 call.record.offer_done("caller_left");
             }
             let (tenant, queue, line) = labels(&self.config, call);

@@ -494,7 +494,7 @@ impl B2bua {
             return false;
         }
         // The agent's talk is over: wrap-up starts while the caller rates.
-        self.acd_release(cid, now);
+        self.acd_release(cid, None, now);
         let Some(call) = self.calls.get_mut(&cid) else {
             return false;
         };
