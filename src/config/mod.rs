@@ -1624,6 +1624,83 @@ mod tests {
     }
 
     #[test]
+    fn trunk_credentials_and_digest_algorithms_are_checked() {
+        let trunk =
+            |keys: &str| format!("[[trunks]]\nname = \"t\"\nsources = [\"10.0.0.0/8\"]\n{keys}\n");
+        refused(
+            &trunk("username = \"carrier-a\""),
+            "trunks[0].password",
+            "needs a password",
+            "at least 12",
+        );
+        refused(
+            &trunk("password = \"0123456789abcdef\""),
+            "trunks[0].username",
+            "needs a username",
+            "username = ",
+        );
+        refused(
+            &trunk("username = \"a b\"\npassword = \"0123456789abcdef\""),
+            "trunks[0].username",
+            "invalid username",
+            "letters, digits",
+        );
+        refused(
+            &trunk("username = \"carrier-a\"\npassword = \"short\""),
+            "trunks[0].password",
+            "password too short",
+            "openssl rand",
+        );
+        refused(
+            &format!(
+                "{}[[trunks]]\nname = \"u\"\nsources = [\"10.0.0.0/8\"]\nusername = \"carrier-a\"\npassword = \"fedcba9876543210\"\n",
+                trunk("username = \"carrier-a\"\npassword = \"0123456789abcdef\"")
+            ),
+            "trunks[1].username",
+            "already used",
+            "its own username",
+        );
+        let c = config(&trunk(
+            "username = \"carrier-a\"\npassword = \"0123456789abcdef\"",
+        ));
+        assert_eq!(
+            c.trunks[0].auth.as_ref().map(|a| a.username.as_str()),
+            Some("carrier-a")
+        );
+        refused(
+            "[sip]\ndigest_algorithms = []\n",
+            "sip.digest_algorithms",
+            "empty list",
+            "MD5",
+        );
+        refused(
+            "[sip]\ndigest_algorithms = [\"SHA-512\"]\n",
+            "sip.digest_algorithms[0]",
+            "unknown algorithm",
+            "SHA-256",
+        );
+        refused(
+            "[sip]\ndigest_algorithms = [\"MD5\", \"md5\"]\n",
+            "sip.digest_algorithms[1]",
+            "listed twice",
+            "order",
+        );
+        let c = config("[sip]\ndigest_algorithms = [\"MD5\"]\n");
+        assert_eq!(
+            c.sip.digest_algorithms,
+            [crate::sip::digest::Algorithm::Md5]
+        );
+        let c = config("");
+        assert_eq!(
+            c.sip.digest_algorithms,
+            [
+                crate::sip::digest::Algorithm::Sha256,
+                crate::sip::digest::Algorithm::Md5
+            ]
+        );
+    }
+
+    #[test]
     fn acd_queues_agents_and_registrar_are_checked() {
         const CITY: &str = "[[tenants]]\nname = \"city\"\n";
         let q = |keys: &str| format!("{CITY}[[queues]]\nname = \"q\"\ntenant = \"city\"\n{keys}\n");

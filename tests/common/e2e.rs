@@ -335,7 +335,7 @@ impl GatewayConfig {
             ring_timeout_secs: 4,
             shutdown_grace_secs: 5,
             extra_toml: String::new(),
-            media_ports: free_rtp_range(),
+            media_ports: locked_rtp_range(),
             media_toml: String::new(),
             sip_toml: String::new(),
             rust_log: "info".into(),
