@@ -177,6 +177,8 @@ pub struct Ua {
     actions: Vec<(Instant, Action)>,
     /// Set when `send_ack` ran for the call's 2xx.
     pub acked: bool,
+    /// CSeq of its last REGISTER (agent phones, see [`register`]).
+    pub reg_cseq: u32,
     rng: Rng,
 }
 
@@ -211,6 +213,7 @@ impl Ua {
             reinvite: None,
             actions: Vec::new(),
             acked: false,
+            reg_cseq: 0,
             rng: Rng::new(seed ^ 0x55),
         }
     }
@@ -1165,4 +1168,226 @@ queue = "health"
 
 "#
     )
+}
+
+// ------------------------------------------------------------ agent phones
+
+/// A parameter of a digest challenge (`realm="x"` or `algorithm=MD5`).
+fn challenge_param(challenge: &str, name: &str) -> Option<String> {
+    challenge.split(',').find_map(|part| {
+        let part = part.trim();
+        let part = part.strip_prefix("Digest ").map_or(part, str::trim_start);
+        let (k, v) = part.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().trim_matches('"').to_owned())
+    })
+}
+
+/// A client's answer (`Authorization` / `Proxy-Authorization` value) to a
+/// digest `challenge` (`WWW-Authenticate` / `Proxy-Authenticate` value)
+/// for a request of `method` to `uri` (RFC 7616 §3.4, qop=auth).
+pub fn digest_answer(
+    challenge: &str,
+    user: &str,
+    password: &str,
+    method: &str,
+    uri: &str,
+) -> String {
+    use hotline::sip::digest::{self, Algorithm, Credentials};
+    let realm = challenge_param(challenge, "realm").unwrap_or_default();
+    let nonce = challenge_param(challenge, "nonce").unwrap_or_default();
+    let algorithm = match challenge_param(challenge, "algorithm").as_deref() {
+        Some("SHA-256") => Algorithm::Sha256,
+        _ => Algorithm::Md5,
+    };
+    let mut c = Credentials {
+        username: user.into(),
+        realm: realm.clone(),
+        nonce: nonce.clone(),
+        uri: uri.into(),
+        response: String::new(),
+        algorithm: Some(algorithm.as_str().into()),
+        cnonce: Some("0a4f113b".into()),
+        nc: Some("00000001".into()),
+        qop: Some("auth".into()),
+    };
+    c.response = digest::response(algorithm, &c, method, password);
+    format!(
+        "Digest username=\"{user}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{}\", algorithm={}, cnonce=\"0a4f113b\", nc=00000001, qop=auth",
+        c.response,
+        algorithm.as_str()
+    )
+}
+
+/// The first challenge of `header` in `r` whose algorithm we can answer.
+fn first_challenge(r: &Response, header: &str) -> Option<String> {
+    r.headers
+        .0
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case(header))
+        .map(|h| h.value.clone())
+        .find(|v| {
+            matches!(
+                challenge_param(v, "algorithm").as_deref(),
+                None | Some("MD5" | "SHA-256")
+            )
+        })
+}
+
+impl Sim {
+    /// UA `ua` sends `req` (out of dialog) to the gateway; runs until its
+    /// final response (at most 40 s of virtual time) and returns it.
+    pub fn request_final(&mut self, ua: usize, req: Request) -> Option<Response> {
+        let call_id = req.call_id().map(str::to_owned);
+        let cseq = req.cseq().map(|c| c.0);
+        let before = self.uas[ua].seen.len();
+        let peer = Peer {
+            transport: Transport::Udp,
+            addr: self.gw_addr,
+            conn: None,
+        };
+        let now = self.now;
+        self.uas[ua].tsx.send_request(req, peer, now);
+        self.flush_uas();
+        let find = |s: &Sim| -> Option<Response> {
+            s.uas[ua].seen[before..].iter().find_map(|x| match x {
+                Seen::Response(r)
+                    if r.status >= 200
+                        && r.call_id().map(str::to_owned) == call_id
+                        && r.cseq().map(|c| c.0) == cseq =>
+                {
+                    Some(r.clone())
+                }
+                _ => None,
+            })
+        };
+        self.run_until(Duration::from_secs(40), |s| find(s).is_some());
+        find(self)
+    }
+
+    /// A REGISTER of UA `ua` for agent `user` (Call-ID fixed per UA, CSeq
+    /// counting up), with `auth` as its `Authorization`.
+    fn register_request(
+        &mut self,
+        ua: usize,
+        user: &str,
+        expires: Option<u32>,
+        auth: Option<String>,
+    ) -> Request {
+        let gw = self.gw_addr;
+        let u = &mut self.uas[ua];
+        u.reg_cseq += 1;
+        let mut req = Request::new(Method::Register, format!("sip:{gw}"));
+        let h = &mut req.headers;
+        h.push("Max-Forwards", "70");
+        h.push(
+            "From",
+            format!("<sip:{user}@{}>;tag=reg-{}", gw.ip(), u.name),
+        );
+        h.push("To", format!("<sip:{user}@{}>", gw.ip()));
+        h.push("Call-ID", format!("reg-{}@{}", u.name, u.addr.ip()));
+        h.push("CSeq", format!("{} REGISTER", u.reg_cseq));
+        h.push("Contact", format!("<sip:{user}@{}>", u.addr));
+        if let Some(e) = expires {
+            h.push("Expires", e.to_string());
+        }
+        if let Some(a) = auth {
+            h.push("Authorization", a);
+        }
+        req
+    }
+}
+
+/// UA `ua` registers as agent `user` with `password` (challenge, then
+/// credentials); returns the final status (200 when registered).
+pub fn register(sim: &mut Sim, ua: usize, user: &str, password: &str) -> u16 {
+    register_expires(sim, ua, user, password, None)
+}
+
+/// [`register`] asking for `expires` seconds (`Some(0)` unregisters).
+pub fn register_expires(
+    sim: &mut Sim,
+    ua: usize,
+    user: &str,
+    password: &str,
+    expires: Option<u32>,
+) -> u16 {
+    let req = sim.register_request(ua, user, expires, None);
+    let Some(r) = sim.request_final(ua, req) else {
+        return 0;
+    };
+    if r.status != 401 {
+        return r.status;
+    }
+    let Some(ch) = first_challenge(&r, "WWW-Authenticate") else {
+        return r.status;
+    };
+    let uri = format!("sip:{}", sim.gw_addr);
+    let auth = digest_answer(&ch, user, password, "REGISTER", &uri);
+    let req = sim.register_request(ua, user, expires, Some(auth));
+    sim.request_final(ua, req).map_or(0, |r| r.status)
+}
+
+/// UA `ua` dials feature `code` (`*21` …) as agent `user` with `password`:
+/// the INVITE, its 407 challenge answered with `Proxy-Authorization`, and
+/// the gateway's final answer (whose reason phrase says what was done).
+pub fn feature_code(
+    sim: &mut Sim,
+    ua: usize,
+    user: &str,
+    password: &str,
+    code: &str,
+) -> Option<Response> {
+    let gw = sim.gw_addr;
+    let ruri = format!("sip:{code}@{gw}");
+    let (tag, cid, addr) = {
+        let u = &mut sim.uas[ua];
+        (u.rng.token(8), u.rng.token(16), u.addr)
+    };
+    let build = |cseq: u32, auth: Option<String>| {
+        let mut req = Request::new(Method::Invite, ruri.clone());
+        let h = &mut req.headers;
+        h.push("Max-Forwards", "70");
+        h.push("From", format!("<sip:{user}@{}>;tag={tag}", gw.ip()));
+        h.push("To", format!("<sip:{code}@{}>", gw.ip()));
+        h.push("Call-ID", format!("{cid}@{}", addr.ip()));
+        h.push("CSeq", format!("{cseq} INVITE"));
+        h.push("Contact", format!("<sip:{user}@{addr}>"));
+        if let Some(a) = auth {
+            h.push("Proxy-Authorization", a);
+        }
+        req
+    };
+    let r = sim.request_final(ua, build(1, None))?;
+    if r.status != 407 {
+        return Some(r);
+    }
+    let ch = first_challenge(&r, "Proxy-Authenticate")?;
+    let auth = digest_answer(&ch, user, password, "INVITE", &ruri);
+    sim.request_final(ua, build(2, Some(auth)))
+}
+
+/// UA `ua` registers as agent `user` and logs in with `*21`; panics
+/// unless both succeed.
+pub fn register_and_login(sim: &mut Sim, ua: usize, user: &str, password: &str) {
+    assert_eq!(register(sim, ua, user, password), 200, "REGISTER of {user}");
+    let r = feature_code(sim, ua, user, password, "*21")
+        .unwrap_or_else(|| panic!("no answer to *21 of {user}"));
+    assert_eq!(
+        (r.status, r.reason.as_str()),
+        (480, "Logged In"),
+        "*21 of {user}"
+    );
+}
+
+impl Sim {
+    /// UA `ua` sends its plan's final answer to the INVITE it received
+    /// now, whatever its plan's timing (a race made to order).
+    pub fn answer_now(&mut self, ua: usize) {
+        let now = self.now;
+        self.uas[ua].actions.retain(|a| a.1 != Action::Final);
+        self.uas[ua].send_final(now);
+        self.flush_uas();
+    }
 }
