@@ -125,6 +125,23 @@ impl Gateway {
         self.pump(now);
     }
 
+    /// An agent command from the operators' API (see
+    /// [`crate::call::b2bua::AgentCommand`]). Drain
+    /// [`Gateway::poll_output`] afterwards.
+    ///
+    /// # Errors
+    /// Why the ACD refused it (unknown agent, logged out, unknown reason).
+    pub fn agent_command(
+        &mut self,
+        agent: &str,
+        cmd: &crate::call::b2bua::AgentCommand,
+        now: Instant,
+    ) -> Result<(), crate::acd::AcdError> {
+        let done = self.b2bua.agent_command(agent, cmd, &mut self.tsx, now);
+        self.pump(now);
+        done
+    }
+
     /// Fire the timers due at `now`. Drain [`Gateway::poll_output`] afterwards.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.tsx.handle_timeout(now);

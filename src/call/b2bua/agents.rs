@@ -252,6 +252,9 @@ impl B2bua {
             return;
         };
         call.comfort = false;
+        // Back from an offer whose phone sent early media: the caller is
+        // joined to no phone while it waits.
+        self.media.disconnect(&mut call.media);
         let music = call
             .queue
             .and_then(|q| config.queues.get(q.0 as usize))
@@ -717,5 +720,57 @@ impl B2bua {
                     .set(n as f64);
             }
         }
+    }
+}
+
+/// What the operators' API (and a desktop, later) can ask of an agent:
+/// the same as the phone's feature codes, and more.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentCommand {
+    /// Log in (ready).
+    Login,
+    /// Log out (after the current call and its wrap-up).
+    Logout,
+    /// Ready (also ends wrap-up early).
+    Ready,
+    /// Not ready with this configured reason (`acd.not_ready_reasons`).
+    NotReady(String),
+    /// End wrap-up now.
+    EndWrapUp,
+}
+
+impl B2bua {
+    /// Carry out `cmd` for the agent `id`; the ACD's decisions that follow
+    /// (an offer to the agent now ready, a withdrawn offer) go out at once.
+    ///
+    /// # Errors
+    /// The agent is unknown, logged out (for ready / not ready), the reason
+    /// is not configured, or it is not in wrap-up.
+    pub fn agent_command(
+        &mut self,
+        id: &str,
+        cmd: &AgentCommand,
+        tsx: &mut Transactions,
+        now: Instant,
+    ) -> Result<(), crate::acd::AcdError> {
+        let agent = self
+            .acd
+            .agent_ix(id)
+            .ok_or(crate::acd::AcdError::UnknownAgent)?;
+        let done = match cmd {
+            AgentCommand::Login => self.acd.login(agent, now),
+            AgentCommand::Logout => self.acd.logout(agent, now),
+            AgentCommand::Ready => self.acd.ready(agent, now),
+            AgentCommand::NotReady(reason) => self.acd.not_ready(agent, reason, now),
+            AgentCommand::EndWrapUp => self.acd.end_wrap_up(agent, now),
+        };
+        self.drain_acd(tsx, now);
+        done
+    }
+
+    /// The agent's state now, by id (`None`: no such agent).
+    #[must_use]
+    pub fn agent_state(&self, id: &str) -> Option<&AgentState> {
+        self.acd.agent_ix(id).map(|a| self.acd.agent_state(a))
     }
 }
