@@ -1128,3 +1128,176 @@ fn agent_events_name_the_call_while_reserved_and_talking() {
         .filter(|r| r.kind == "agent.state_changed")
         .all(|r| r.stream == "agent/1001"));
 }
+
+/// A busy hour in small: three agents (one never answers), six callers
+/// arriving two seconds apart, some leaving while they wait, agents
+/// hanging up after talking; with `loss` of the datagrams. Whatever
+/// happens, in the end no call is left and no agent is stuck.
+fn busy(seed: u64, loss: f64) -> Sim {
+    let config = acd_config("", "");
+    let mut p1 = Plan::answer(Duration::from_secs(1));
+    p1.bye_after = Some(Duration::from_secs(15));
+    let mut p2 = Plan::answer(Duration::from_secs(3));
+    p2.bye_after = Some(Duration::from_secs(9));
+    let mut sim = sim_with(seed, config, p1, p2);
+    register_and_login(&mut sim, A1, "1001", PW1);
+    register_and_login(&mut sim, A2, "1002", PW2);
+    register_and_login(&mut sim, A3, "1003", PW3);
+    sim.netem.loss = loss;
+    let names = ["c1", "c2", "c3", "c4", "c5", "c6"];
+    let mut callers = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let ua = sim.add_ua(name, &format!("198.51.100.{}:5060", 21 + i), Plan::never());
+        sim.invite_from(
+            ua,
+            if i % 2 == 0 { "12345" } else { "12320" },
+            Some(common::SDP_OFFER),
+        );
+        sim.run_for(Duration::from_secs(2));
+        callers.push(ua);
+    }
+    // Two callers give up after a while (if still there).
+    sim.run_for(Duration::from_secs(10));
+    sim.bye(callers[4]);
+    sim.run_for(Duration::from_secs(5));
+    sim.bye(callers[5]);
+    sim.run_for(Duration::from_secs(120));
+    // Those still talking or waiting hang up.
+    for &c in &callers {
+        sim.bye(c);
+    }
+    sim.run_for(Duration::from_secs(60));
+    assert_eq!(sim.live_calls(), 0, "seed {seed}");
+    assert_eq!(items(&sim, "call.record").len(), 6, "seed {seed}");
+    for id in ["1001", "1002", "1003"] {
+        let states = agent_states(&sim, id);
+        let last = states.last().map(|s| s.0.as_str()).unwrap_or("logged_out");
+        assert!(
+            matches!(last, "ready" | "not_ready"),
+            "seed {seed}: agent {id} left {last}: {states:?}"
+        );
+        // Never offered a call while on another.
+        for w in states.windows(2) {
+            if w[1].0 == "reserved" {
+                assert_eq!(w[0].0, "ready", "seed {seed}: {id}: {states:?}");
+            }
+        }
+    }
+    for rec in items(&sim, "call.record") {
+        let offers = offers(&rec);
+        if let Some(agent) = rec["agent"].as_str() {
+            assert!(
+                offers.iter().any(|(a, o)| a == agent && o == "answered"),
+                "seed {seed}: {rec}"
+            );
+        }
+        assert!(
+            offers.iter().all(|(_, o)| o != "ringing"),
+            "seed {seed}: an offer left ringing: {rec}"
+        );
+    }
+    sim
+}
+
+#[test]
+fn busy_hour_ends_clean() {
+    let sim = busy(40, 0.0);
+    let taken = items(&sim, "call.record")
+        .iter()
+        .filter(|r| r["agent"].is_string())
+        .count();
+    assert!(taken >= 3, "{taken} calls taken");
+}
+
+#[test]
+fn busy_hour_with_loss_ends_clean() {
+    let loss: f64 = std::env::var("BUSY_LOSS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.05);
+    let n: u64 = std::env::var("BUSY_SEEDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8);
+    for seed in 41..41 + n {
+        let _ = busy(seed, loss);
+    }
+}
+
+#[test]
+fn late_offer_caller_is_offered_to_an_agent_with_our_sdp() {
+    let mut sim = sim(50, "", Plan::answer(Duration::from_secs(1)), Plan::never());
+    register_and_login(&mut sim, A1, "1001", PW1);
+    // The caller's INVITE has no SDP: the gateway offers in its 200, the
+    // caller answers in the ACK.
+    sim.invite_from(0, "12345", None);
+    sim.run_for(Duration::from_secs(3));
+    assert_eq!(sim.uas[0].finals(Method::Invite), [200]);
+    assert_eq!(offers_to(&sim, A1), 1);
+    let invite = sim.uas[A1].requests(Method::Invite)[0].clone();
+    assert!(
+        String::from_utf8_lossy(&invite.body).contains("m=audio"),
+        "the agent's INVITE carries our offer"
+    );
+    assert_eq!(agent_state(&sim, "1001"), "talking");
+}
+
+#[test]
+fn early_media_from_a_ringing_agent_then_ring_out_back_to_music() {
+    let mut p1 = Plan::never();
+    p1.early_media = true;
+    let mut sim = sim(51, "", p1, Plan::answer(Duration::from_secs(1)));
+    register_and_login(&mut sim, A1, "1001", PW1);
+    call(&mut sim, "12345");
+    sim.run_for(Duration::from_secs(2));
+    // The phone's early media is relayed to the caller meanwhile.
+    assert_eq!(connects(&sim), 1);
+    assert_eq!(disconnects(&sim), 0);
+    sim.run_for(Duration::from_secs(9));
+    assert_eq!(sent_to(&sim, A1, "CANCEL"), 1);
+    // Rung out: the caller is no longer joined to that phone (its voice
+    // must not go on to a phone that stopped ringing), and hears music.
+    assert_eq!(disconnects(&sim), 1, "the legs parted");
+    assert_eq!(played(&sim).last().map(String::as_str), Some("hold_music"));
+    register_and_login(&mut sim, A2, "1002", PW2);
+    sim.run_for(Duration::from_millis(500));
+    assert_eq!(offers_to(&sim, A2), 1);
+    assert_eq!(
+        played(&sim).last().map(String::as_str),
+        Some("ringback"),
+        "the next agent rings: ringback again"
+    );
+    sim.run_for(Duration::from_secs(2));
+    assert_eq!(agent_state(&sim, "1002"), "talking");
+    assert_eq!(connects(&sim), 2, "joined to the agent who answered");
+}
+
+#[test]
+fn early_media_from_an_agent_who_declines_parts_the_legs() {
+    let mut p1 = Plan::reject(486);
+    p1.early_media = true;
+    p1.answer_after = Some(Duration::from_secs(2));
+    let mut sim = sim(52, "", p1, Plan::never());
+    register_and_login(&mut sim, A1, "1001", PW1);
+    call(&mut sim, "12345");
+    sim.run_for(Duration::from_secs(1));
+    assert_eq!(connects(&sim), 1);
+    sim.run_for(Duration::from_secs(3));
+    assert_eq!(agent_state(&sim, "1001"), "ready");
+    assert_eq!(disconnects(&sim), 1, "the legs parted");
+    assert_eq!(played(&sim).last().map(String::as_str), Some("hold_music"));
+}
+
+fn connects(sim: &Sim) -> usize {
+    sim.media_commands()
+        .iter()
+        .filter(|c| matches!(c, MediaCommand::Connect { .. }))
+        .count()
+}
+
+fn disconnects(sim: &Sim) -> usize {
+    sim.media_commands()
+        .iter()
+        .filter(|c| matches!(c, MediaCommand::Disconnect { .. }))
+        .count()
+}
