@@ -1301,3 +1301,70 @@ fn disconnects(sim: &Sim) -> usize {
         .filter(|c| matches!(c, MediaCommand::Disconnect { .. }))
         .count()
 }
+
+#[test]
+fn overflow_moves_the_call_to_another_queues_agents() {
+    let queue = r#"groups = ["front"]
+[[queues.escalation]]
+after_secs = 10
+overflow = "backup"
+"#;
+    let extra = format!(
+        r#"
+[[queues]]
+name = "backup"
+tenant = "city"
+groups = ["back"]
+ring_timeout_secs = 10
+[[agents]]
+id = "2002"
+password = "{PW2}"
+tenant = "city"
+groups = ["back"]
+"#
+    );
+    let config = acd_config(queue, &extra);
+    let mut sim = sim_with(
+        53,
+        config,
+        Plan::never(),
+        Plan::answer(Duration::from_secs(1)),
+    );
+    register_and_login(&mut sim, A2, "2002", PW2);
+    call(&mut sim, "12345");
+    sim.run_for(Duration::from_secs(9));
+    assert_eq!(offers_to(&sim, A2), 0, "not in the queue's groups");
+    sim.run_for(Duration::from_secs(2));
+    assert_eq!(offers_to(&sim, A2), 1, "overflowed to backup");
+    sim.run_for(Duration::from_secs(2));
+    assert_eq!(agent_state(&sim, "2002"), "talking");
+    sim.bye(0);
+    sim.run_for(Duration::from_secs(2));
+    let rec = record(&sim);
+    assert_eq!(rec["agent"], "2002");
+    assert_eq!(offers(&rec), pairs(&[("2002", "answered")]));
+    let offered = items(&sim, "call.offered");
+    assert_eq!(offered[0]["data"]["queue"], "backup");
+    let steps: Vec<&str> = rec["segments"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|s| s["kind"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(steps.contains(&"overflowed"), "{steps:?}");
+}
+
+#[test]
+fn comfort_tells_the_second_caller_its_position() {
+    let mut sim = sim(54, "comfort_every_secs = 10", Plan::never(), Plan::never());
+    call(&mut sim, "12345");
+    sim.run_for(Duration::from_secs(3));
+    let c2 = call_from(&mut sim, "caller2", "198.51.100.11:5060", "12345");
+    let _ = c2;
+    sim.run_for(Duration::from_secs(12));
+    let comforts: Vec<String> = played(&sim)
+        .into_iter()
+        .filter(|p| p != "hold_music")
+        .collect();
+    assert_eq!(comforts.len(), 2, "{comforts:?}");
+    assert_eq!(comforts[0], "queue_comfort", "first in line: no position");
+    assert_ne!(comforts[1], "queue_comfort", "second: the position follows");
+}
