@@ -741,6 +741,18 @@ impl Sim {
         self.drain_gw();
     }
 
+    /// An agent command through the core API (what the HTTP layer calls).
+    pub fn agent_command(
+        &mut self,
+        agent: &str,
+        cmd: &hotline::call::b2bua::AgentCommand,
+    ) -> Result<(), hotline::acd::AcdError> {
+        let now = self.now;
+        let done = self.gw.agent_command(agent, cmd, now);
+        self.drain_gw();
+        done
+    }
+
     /// Send raw bytes from `from` to the gateway (hostile input tests).
     pub fn send_raw(&mut self, from: &str, data: &[u8]) {
         let from: SocketAddr = from.parse().unwrap_or_else(|_| unreachable!());

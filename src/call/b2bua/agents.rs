@@ -313,6 +313,11 @@ impl B2bua {
                     if let Some(c) = self.calls.get_mut(&call) {
                         c.queue = Some(to);
                         c.record.queue_step("overflowed", detail, now, &self.clock);
+                        // The new queue's music (not over its comfort
+                        // announcement, nor over an agent's ringback).
+                        if matches!(c.state, CallState::Queued) && !c.comfort {
+                            self.hold_music(call);
+                        }
                     }
                 }
                 Output::Escalated {
@@ -648,6 +653,25 @@ impl B2bua {
         if let (Some(invite), Some(peer)) = (tsx.request(id).cloned(), tsx.peer(id).cloned()) {
             let contact = self.contact(peer.transport).to_string();
             self.release_fork(id, &invite, resp, peer, &contact, tsx, now);
+        }
+    }
+
+    /// The ACD no longer stands by the offer the call is ringing (it
+    /// refused the agent's answer): the caller waits again if the ACD still
+    /// holds the call, else the call cannot be delivered.
+    pub(super) fn offer_void(&mut self, cid: CallId, tsx: &mut Transactions, now: Instant) {
+        let Some(call) = self.calls.get_mut(&cid) else {
+            return;
+        };
+        call.agent = None;
+        call.b_invite_req = None;
+        call.b_peer = None;
+        call.state = CallState::Queued;
+        if self.acd.holds(cid) {
+            self.hold_music(cid);
+        } else {
+            tracing::warn!(call = %cid, "offer refused and the ACD holds no call: ending it");
+            self.hang_up(cid, None, EndCause::DeliveryFailed(480), tsx, now);
         }
     }
 

@@ -429,6 +429,8 @@ impl B2bua {
                         let contact = self.contact(peer.transport).to_string();
                         self.release_fork(b_invite, &invite, &resp, peer, &contact, tsx, now);
                     }
+                    self.by_tsx.insert(b_invite, (cid, Role::StaleOffer));
+                    self.offer_void(cid, tsx, now);
                     return;
                 }
                 let Some(call) = self.calls.get_mut(&cid) else {
