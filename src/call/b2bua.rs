@@ -409,7 +409,9 @@ impl B2bua {
             // After a survey, the record's end is how the conversation ended.
             let cause = call.conversation_end.as_ref().unwrap_or(cause);
             let items = call.record.seal(end_of(cause), now, &clock);
-            self.records.extend(items);
+            if !call.internal {
+                self.records.extend(items);
+            }
         }
     }
 
@@ -902,6 +904,7 @@ impl B2bua {
                 agent: None,
                 comfort: false,
                 queued_at: None,
+                internal: false,
             },
         );
         metrics::gauge!("hotline_calls_active").set(self.calls.len() as f64);
@@ -1775,7 +1778,9 @@ impl B2bua {
         }
         tracing::debug!(call = %cid, ?cause, "call ended");
         let cause = call.conversation_end.clone().unwrap_or(cause);
-        count_call(outcome_label(&cause), call.line.as_ref());
+        if !call.internal {
+            count_call(outcome_label(&cause), call.line.as_ref());
+        }
         metrics::gauge!("hotline_calls_active").set(self.calls.len() as f64);
     }
 }

@@ -203,6 +203,9 @@ pub struct Call {
     pub comfort: bool,
     /// When the call first entered an ACD queue.
     pub queued_at: Option<Instant>,
+    /// The gateway's own call with an agent's phone (a feature code's
+    /// confirmation), not a citizen call: no record, not counted.
+    pub internal: bool,
     /// Life stage.
     pub state: CallState,
     /// The call record being built (sealed when the end is known).
@@ -224,6 +227,8 @@ pub enum IvrPhase {
     /// A queue's treatment (full, or the caller waited too long):
     /// announcement, then hang-up.
     Treatment,
+    /// An agent's feature code: its confirmation, then hang-up.
+    Feature,
 }
 
 /// A flow running on a call.

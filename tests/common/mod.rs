@@ -367,6 +367,11 @@ impl Ua {
                 self.dialog = Some(d);
             }
         }
+        // Only the call's own INVITE and re-INVITE: other INVITEs (an
+        // agent's feature code) are ACKed by whoever sent them.
+        if Some(tsx) != self.invite && Some(tsx) != self.reinvite {
+            return;
+        }
         let contact = self.contact();
         if let (Some(d), Some((cseq, _))) = (self.dialog.as_mut(), sent.cseq()) {
             let mut ack = d.request(Method::Ack, &contact, Some(cseq));
@@ -1251,6 +1256,11 @@ impl Sim {
     /// UA `ua` sends `req` (out of dialog) to the gateway; runs until its
     /// final response (at most 40 s of virtual time) and returns it.
     pub fn request_final(&mut self, ua: usize, req: Request) -> Option<Response> {
+        self.request_final_tsx(ua, req).map(|(_, r)| r)
+    }
+
+    /// [`Sim::request_final`], with the request's client transaction.
+    pub fn request_final_tsx(&mut self, ua: usize, req: Request) -> Option<(TsxId, Response)> {
         let call_id = req.call_id().map(str::to_owned);
         let cseq = req.cseq().map(|c| c.0);
         let before = self.uas[ua].seen.len();
@@ -1260,7 +1270,7 @@ impl Sim {
             conn: None,
         };
         let now = self.now;
-        self.uas[ua].tsx.send_request(req, peer, now);
+        let tsx = self.uas[ua].tsx.send_request(req, peer, now);
         self.flush_uas();
         let find = |s: &Sim| -> Option<Response> {
             s.uas[ua].seen[before..].iter().find_map(|x| match x {
@@ -1275,7 +1285,7 @@ impl Sim {
             })
         };
         self.run_until(Duration::from_secs(40), |s| find(s).is_some());
-        find(self)
+        find(self).map(|r| (tsx, r))
     }
 
     /// A REGISTER of UA `ua` for agent `user` (Call-ID fixed per UA, CSeq
@@ -1343,14 +1353,65 @@ pub fn register_expires(
 
 /// UA `ua` dials feature `code` (`*21` …) as agent `user` with `password`:
 /// the INVITE, its 407 challenge answered with `Proxy-Authorization`, and
-/// the gateway's final answer (whose reason phrase says what was done).
+/// the gateway's final answer. A 200 (done, or refused with the failure
+/// prompt) is ACKed, the prompt played to its end (the media shard's part),
+/// and the gateway's BYE answered; returns the status and, for a 200, the
+/// prompt played (else the reason phrase).
 pub fn feature_code(
     sim: &mut Sim,
     ua: usize,
     user: &str,
     password: &str,
     code: &str,
-) -> Option<Response> {
+) -> Option<(u16, String)> {
+    let (tsx, sent, r) = feature_code_final(sim, ua, user, password, code)?;
+    if r.status != 200 {
+        return Some((r.status, r.reason.clone()));
+    }
+    let peer = Peer {
+        transport: Transport::Udp,
+        addr: sim.gw_addr,
+        conn: None,
+    };
+    let mut d = Dialog::uac(&sent, &r, peer).ok()?;
+    let contact = format!("<sip:{user}@{}>", sim.uas[ua].addr);
+    let mut ack = d.request(Method::Ack, &contact, sent.cseq().map(|c| c.0));
+    ack.headers.push("Content-Type", "application/sdp");
+    ack.body = Bytes::from_static(SDP_OFFER.as_bytes());
+    let now = sim.now;
+    sim.uas[ua].tsx.send_ack(tsx, ack, now);
+    sim.flush_uas();
+    sim.run_for(Duration::from_millis(20));
+    // The prompt the gateway started on the phone's leg, played to its end.
+    let (leg, prompt) = sim.media.iter().rev().find_map(|(_, c)| match c {
+        hotline::media::shard::MediaCommand::Play { leg, what, .. } => {
+            Some((*leg, what.name().to_owned()))
+        }
+        _ => None,
+    })?;
+    sim.media_event(hotline::media::shard::MediaEvent::PlaybackDone {
+        leg,
+        interrupted: false,
+    });
+    let call_id = r.call_id().map(str::to_owned);
+    sim.run_until(Duration::from_secs(5), |s| {
+        s.uas[ua].seen.iter().any(|x| {
+            matches!(x, Seen::Request(q) if q.method == Method::Bye && q.call_id().map(str::to_owned) == call_id)
+        })
+    });
+    sim.run_for(Duration::from_millis(20));
+    Some((200, prompt))
+}
+
+/// The feature-code INVITE up to its final answer: (its transaction, the
+/// INVITE as sent, the answer).
+fn feature_code_final(
+    sim: &mut Sim,
+    ua: usize,
+    user: &str,
+    password: &str,
+    code: &str,
+) -> Option<(TsxId, Request, Response)> {
     let gw = sim.gw_addr;
     let ruri = format!("sip:{code}@{gw}");
     let (tag, cid, addr) = {
@@ -1371,13 +1432,16 @@ pub fn feature_code(
         }
         req
     };
-    let r = sim.request_final(ua, build(1, None))?;
+    let first = build(1, None);
+    let (tsx, r) = sim.request_final_tsx(ua, first.clone())?;
     if r.status != 407 {
-        return Some(r);
+        return Some((tsx, first, r));
     }
     let ch = first_challenge(&r, "Proxy-Authenticate")?;
     let auth = digest_answer(&ch, user, password, "INVITE", &ruri);
-    sim.request_final(ua, build(2, Some(auth)))
+    let second = build(2, Some(auth));
+    let (tsx, r) = sim.request_final_tsx(ua, second.clone())?;
+    Some((tsx, second, r))
 }
 
 /// UA `ua` registers as agent `user` and logs in with `*21`; panics
@@ -1387,8 +1451,8 @@ pub fn register_and_login(sim: &mut Sim, ua: usize, user: &str, password: &str) 
     let r = feature_code(sim, ua, user, password, "*21")
         .unwrap_or_else(|| panic!("no answer to *21 of {user}"));
     assert_eq!(
-        (r.status, r.reason.as_str()),
-        (480, "Logged In"),
+        (r.0, r.1.as_str()),
+        (200, "agent_logged_in"),
         "*21 of {user}"
     );
 }

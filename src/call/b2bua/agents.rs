@@ -11,13 +11,19 @@
 
 use std::sync::Arc;
 
-use super::{respond, B2bua, Role};
+use super::{respond, set_sdp, B2bua, Role, ALLOW};
 use crate::acd::{AgentIx, AgentState, Output, QueueIx};
+use crate::call::media::is_sdp;
 use crate::call::record::{agent_event, uuid_v7};
+use crate::call::record::{Arrival, RecordBuilder};
+use crate::call::{Call, Side};
 use crate::call::{CallState, EndCause, IvrPhase, IvrRun};
 use crate::config::TargetTransport;
 use crate::ids::{CallId, TsxId};
 use crate::ivr::{self, Flow, Input, Runner};
+use crate::pii::Pii;
+use crate::sip::dialog::Dialog;
+use crate::sip::msg::Hdr;
 use crate::sip::msg::{Request, Response, SipHeaders};
 use crate::sip::registrar::Change;
 use crate::sip::transaction::{Peer, Transactions};
@@ -39,6 +45,16 @@ pub(super) enum Feature {
 }
 
 impl Feature {
+    /// The prompt confirming it was done.
+    fn confirmation(&self) -> &'static str {
+        match self {
+            Feature::Login => "agent_logged_in",
+            Feature::Logout => "agent_logged_out",
+            Feature::Ready => "agent_ready",
+            Feature::NotReady(_) => "agent_not_ready",
+        }
+    }
+
     /// The feature a dialled code asks for.
     pub(super) fn parse(code: &str) -> Option<Feature> {
         match code {
@@ -171,22 +187,123 @@ impl B2bua {
             respond(tsx, id, req, 403, now);
             return;
         };
-        let (status, phrase) = match Feature::parse(code) {
-            None => (404, "Unknown Feature Code".to_owned()),
-            Some(f) => match self.agent_control(agent, &f, now) {
-                Ok(done) => (200, done),
-                Err(e) => (403, format!("Not Done: {e}")),
-            },
+        let Some(feature) = Feature::parse(code) else {
+            let mut r = Response::to(req, 404);
+            r.reason = "Unknown Feature Code".to_owned();
+            r.set_to_tag(&self.rng.token(10));
+            tsx.send_response(id, r, now);
+            return;
         };
-        metrics::counter!("hotline_agent_feature_codes_total", "result" => if status == 200 { "done" } else { "refused" })
+        let (done, phrase, prompt) = match self.agent_control(agent, &feature, now) {
+            Ok(done) => (true, done, feature.confirmation()),
+            Err(e) => (false, format!("Not Done: {e}"), "feature_failed"),
+        };
+        metrics::counter!("hotline_agent_feature_codes_total", "result" => if done { "done" } else { "refused" })
             .increment(1);
-        // A 2xx would set up a dialog the phone expects media on: the
-        // outcome is told by the reason phrase of a final non-2xx answer
-        // (480 for done, the phone's display shows the phrase).
-        let mut r = Response::to(req, if status == 200 { 480 } else { status });
+        tracing::info!(agent = %user, code, done, "feature code");
+        // The phone hears the confirmation (or the failure), then the
+        // gateway hangs up. Without media for it (ports exhausted, an
+        // unusable offer), a final answer whose reason phrase says it.
+        if self.answer_feature(id, req, peer, &user, code, prompt, tsx, now) {
+            return;
+        }
+        let mut r = Response::to(req, if done { 480 } else { 403 });
         r.reason = phrase;
         r.set_to_tag(&self.rng.token(10));
         tsx.send_response(id, r, now);
+    }
+
+    /// Answer an agent's feature-code INVITE with `prompt` (an internal
+    /// call: no record, not counted): 200 with our SDP; the prompt plays
+    /// from the phone's ACK, then BYE. `false` when no media could be had.
+    #[allow(clippy::too_many_arguments)]
+    fn answer_feature(
+        &mut self,
+        id: TsxId,
+        req: &Request,
+        peer: Peer,
+        user: &str,
+        code: &str,
+        prompt: &str,
+        tsx: &mut Transactions,
+        now: Instant,
+    ) -> bool {
+        let local_tag = self.rng.token(12);
+        let Ok(a) = Dialog::uas(req, &local_tag, peer) else {
+            return false;
+        };
+        let a_sdp = if req.body.is_empty() {
+            None
+        } else if is_sdp(req.headers.get(Hdr::ContentType)) {
+            Some(req.body.as_ref())
+        } else {
+            return false;
+        };
+        let cid = CallId(self.ids.next_raw());
+        let session_ids = (self.rng.next_u64() >> 1, self.rng.next_u64() >> 1);
+        let Ok((media, _)) = self.media.open_call(cid, a_sdp, session_ids) else {
+            return false;
+        };
+        let (record, _arrived) = RecordBuilder::arrive(
+            &Arrival {
+                node: &self.config.node.name,
+                trunk: "",
+                dialled: code,
+                caller: user,
+                line: None,
+                target: None,
+                a_call_id: &a.call_id,
+            },
+            now,
+            &self.clock,
+            &mut self.rng,
+        );
+        self.by_tsx.insert(id, (cid, Role::AInvite));
+        self.by_dialog
+            .insert((a.call_id.clone(), a.local_tag.clone()), (cid, Side::A));
+        let flow = Arc::new(treatment_flow(prompt, "feature"));
+        let contact = self.contact(a.peer.transport).to_string();
+        let mut call = Call {
+            id: cid,
+            started: now,
+            answered: None,
+            caller: Pii::new(user.to_owned()),
+            dialled: code.to_owned(),
+            trunk: String::new(),
+            target: String::new(),
+            line: None,
+            a,
+            a_ack_pending: Some(id),
+            b_invite_req: None,
+            b: None,
+            b_peer: None,
+            b_offer: None,
+            ivr: Some(Box::new(IvrRun {
+                phase: IvrPhase::Feature,
+                runner: Runner::new(flow, now),
+                started: false,
+            })),
+            tags: std::collections::BTreeMap::new(),
+            conversation_end: None,
+            max_forwards: 70,
+            queue: None,
+            agent: None,
+            comfort: false,
+            queued_at: None,
+            internal: true,
+            state: CallState::Ivr,
+            record,
+            media,
+        };
+        let mut r = Response::to(req, 200);
+        r.set_to_tag(&call.a.local_tag);
+        r.headers.push("Contact", contact);
+        r.headers.push("Allow", ALLOW);
+        let body = self.media.caller_sdp(&mut call.media);
+        set_sdp(&mut r, body);
+        tsx.send_response(id, r, now);
+        self.calls.insert(cid, call);
+        true
     }
 
     /// Carry out a feature for `agent`; `Ok` says what was done.

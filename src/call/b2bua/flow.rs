@@ -268,6 +268,9 @@ impl B2bua {
                     Some(IvrPhase::Blocked) => {
                         self.hang_up(cid, None, EndCause::Blocked, tsx, now);
                     }
+                    Some(IvrPhase::Feature) => {
+                        self.hang_up(cid, None, EndCause::FlowHangup, tsx, now);
+                    }
                     Some(IvrPhase::Treatment) => {
                         let end = if cause.as_deref() == Some(super::agents::QUEUE_TIMEOUT) {
                             EndCause::QueueTimeout
@@ -371,7 +374,7 @@ impl B2bua {
                 };
                 self.record_survey(cid, no_level, now);
             }
-            Some(IvrPhase::Blocked | IvrPhase::Treatment) | None => {}
+            Some(IvrPhase::Blocked | IvrPhase::Treatment | IvrPhase::Feature) | None => {}
         }
     }
 
