@@ -20,7 +20,7 @@
 #     injection file agents.csv `id;password`) from the agents' UAS address
 #     (the gateway sends an agent's calls where its REGISTER came from);
 #   - logs every agent in with ONE SIPp dialling *21 (acd-load-login.xml,
-#     same CSV; 407, then 480 "Logged In");
+#     same CSV; 407, then 200, the confirmation, BYE from the gateway);
 #   - checks /metrics: hotline_agents{state="ready"} and
 #     hotline_queue_agents{state="ready"} (ready AND registered) = AGENTS.
 # Per rate step in RATES (DURATION seconds, RATE x DURATION calls) it
