@@ -7,11 +7,13 @@
 //!   `BTreeSet` ordered best first (priority, put-back head, arrival). An
 //!   agent that becomes available checks the buckets of the queues it may
 //!   serve (few) and takes the best head it satisfies;
-//! - per queue, the available agents that may serve it (tenant, groups) in
-//!   a `BTreeSet` ordered by the queue's strategy (base skill score, idle
-//!   order). A call takes the first one meeting its requirement; only a
-//!   skill-level queue whose call needs other skills than the queue's
-//!   scores every available agent of the queue.
+//! - per queue, the available agents that may ever serve it (tenant,
+//!   groups, and its skills as far as any escalation step in the
+//!   configuration could relax them) in a `BTreeSet` ordered by the
+//!   queue's strategy (base skill score, idle order). A call takes the
+//!   first one meeting its requirement; only a skill-level queue whose
+//!   call needs other skills than the queue's scores every available
+//!   agent of the queue.
 //! - one ordered set of deadlines ([`Deadlines`]) for all timers.
 
 use std::cmp::Reverse;
@@ -20,6 +22,7 @@ use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use crate::ids::CallId;
 use crate::time::{Duration, Instant};
 
+use super::hash::{IdMap, IdSet};
 use super::stats::{self, Ended, Ring};
 use super::timers::{Deadlines, Timer};
 use super::{
@@ -73,7 +76,8 @@ struct Agent {
     /// Idle order: smaller is idle longer.
     idle: u64,
     pending: Option<Pending>,
-    /// Queues it may serve (tenant and groups), with its base score there.
+    /// Queues it may ever serve (tenant, groups, and the queue's skills as
+    /// far as any escalation could relax them), with its base score there.
     queues: Vec<(QueueIx, u32)>,
     /// In the ready sets of its queues (Ready and reachable).
     available: bool,
@@ -107,7 +111,7 @@ struct Queue {
     buckets: Vec<Bucket>,
     waiting: usize,
     ready: BTreeSet<ReadyKey>,
-    /// Agents that may serve it (tenant and groups).
+    /// Agents that may ever serve it (see `Agent::queues`).
     candidates: Vec<AgentIx>,
     stats: Ring,
 }
@@ -155,9 +159,9 @@ pub struct Acd {
     spec: AcdSpec,
     agents: Vec<Agent>,
     queues: Vec<Queue>,
-    calls: HashMap<CallId, Call>,
+    calls: IdMap<CallId, Call>,
     /// (call, agent) pairs that must not meet again.
-    declines: HashSet<(CallId, AgentIx)>,
+    declines: IdSet<(CallId, AgentIx)>,
     skills: HashMap<String, SkillId>,
     tenants: HashMap<String, usize>,
     /// Agents per tenant and state index.
@@ -198,10 +202,24 @@ impl Acd {
                 intern(&mut skills, s);
             }
         }
+        // What any escalation could ever relax, across all queues (a call
+        // keeps its relaxations when it overflows): an agent that fails a
+        // queue's requirement even so can never serve it.
+        let mut droppable: HashSet<SkillId> = HashSet::new();
+        let mut floor = u8::MAX;
         for q in &spec.queues {
             intern(&mut tenant_ids, &q.tenant);
             for (s, _) in &q.skills {
                 intern(&mut skills, s);
+            }
+            for e in &q.escalation {
+                match &e.step {
+                    Step::DropSkill(s) => {
+                        droppable.insert(intern(&mut skills, s));
+                    }
+                    Step::MinLevel(l) => floor = floor.min(*l),
+                    Step::Overflow(_) => {}
+                }
             }
         }
         let nskills = skills.len();
@@ -242,7 +260,10 @@ impl Acd {
             let mut candidates = Vec::new();
             for (ai, (a, rt)) in spec.agents.iter().zip(agents.iter_mut()).enumerate() {
                 let in_group = q.groups.is_empty() || q.groups.iter().any(|g| a.groups.contains(g));
-                if rt.tenant == tenant && in_group {
+                let could = base
+                    .iter()
+                    .all(|&(s, l)| droppable.contains(&s) || rt.level(s) >= l.min(floor));
+                if rt.tenant == tenant && in_group && could {
                     let score = match q.strategy {
                         Strategy::LongestIdle => 0,
                         Strategy::SkillLevelThenLongestIdle => rt.score(&base),
@@ -272,8 +293,8 @@ impl Acd {
             spec,
             agents,
             queues,
-            calls: HashMap::new(),
-            declines: HashSet::new(),
+            calls: IdMap::default(),
+            declines: IdSet::default(),
             skills,
             tenants: tenant_ids
                 .into_iter()
@@ -558,9 +579,13 @@ impl Acd {
         };
         c.req = self.requirement(&c);
         self.calls.insert(call, c);
-        self.insert_waiting(call);
-        self.arm_wait_timers(call, now);
-        self.match_call(call, now);
+        // offered at once when it can be, without arming its wait timers
+        if let Some(a) = self.best_agent_for(call) {
+            self.offer(call, a, now);
+        } else {
+            self.insert_waiting(call);
+            self.arm_wait_timers(call, now);
+        }
         Ok(())
     }
 
@@ -1379,8 +1404,19 @@ impl Acd {
                     }
                     for (ai, agent) in self.agents.iter().enumerate() {
                         let a = AgentIx(ai as u32);
+                        // tenant and groups from the spec, not the
+                        // candidate lists (this checks their pruning)
+                        let (Some(qs), Some(sa)) = (
+                            self.spec.queues.get(c.queue.0 as usize),
+                            self.spec.agents.get(ai),
+                        ) else {
+                            continue;
+                        };
+                        let serves = qs.tenant == sa.tenant
+                            && (qs.groups.is_empty()
+                                || qs.groups.iter().any(|g| sa.groups.contains(g)));
                         if agent.available
-                            && agent.queues.iter().any(|(q, _)| *q == c.queue)
+                            && serves
                             && agent.satisfies(&c.req)
                             && !self.declines.contains(&(call, a))
                         {

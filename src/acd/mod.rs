@@ -64,6 +64,7 @@
 //! See [`QueueStats`] for the exact definitions.
 
 mod engine;
+mod hash;
 mod stats;
 #[cfg(test)]
 mod tests;

@@ -4,12 +4,13 @@
 //! calls re-arm and cancel their timers often (every offer cancels four),
 //! and [`super::Acd::poll_timeout`] takes `&self`.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::hash::Hash;
 
 use crate::ids::CallId;
 use crate::time::Instant;
 
+use super::hash::IdMap;
 use super::AgentIx;
 
 /// Why the ACD wants to wake up.
@@ -33,14 +34,14 @@ pub enum Timer {
 #[derive(Debug)]
 pub(crate) struct Deadlines<K: Ord + Copy + Hash> {
     order: BTreeSet<(Instant, K)>,
-    live: HashMap<K, Instant>,
+    live: IdMap<K, Instant>,
 }
 
 impl<K: Ord + Copy + Hash> Default for Deadlines<K> {
     fn default() -> Self {
         Self {
             order: BTreeSet::new(),
-            live: HashMap::new(),
+            live: IdMap::default(),
         }
     }
 }
