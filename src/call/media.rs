@@ -516,29 +516,30 @@ impl MediaPlane {
 
     /// Play `prompt` into the caller's leg (a flow's prompt).
     pub fn play(&mut self, m: &mut CallMedia, prompt: Arc<Prompt>, barge_in: bool) {
-        m.ringback = false;
-        self.send(
-            m.shard,
-            MediaCommand::Play {
-                leg: m.a.port,
-                what: Playable::Prompt(prompt),
-                repeat: false,
-                barge_in,
-            },
-        );
+        self.play_prompt(m, prompt, false, barge_in);
     }
 
     /// Play `prompt` into the caller's leg over and over until stopped or
     /// replaced (music on hold).
     pub fn play_looped(&mut self, m: &mut CallMedia, prompt: Arc<Prompt>) {
+        self.play_prompt(m, prompt, true, false);
+    }
+
+    fn play_prompt(
+        &mut self,
+        m: &mut CallMedia,
+        prompt: Arc<Prompt>,
+        repeat: bool,
+        barge_in: bool,
+    ) {
         m.ringback = false;
         self.send(
             m.shard,
             MediaCommand::Play {
                 leg: m.a.port,
                 what: Playable::Prompt(prompt),
-                repeat: true,
-                barge_in: false,
+                repeat,
+                barge_in,
             },
         );
     }

@@ -11,6 +11,7 @@
 
 use std::sync::Arc;
 
+use super::flow::announce_then_hang_up;
 use super::{respond, set_sdp, B2bua, Role, ALLOW};
 use crate::acd::{AgentIx, AgentState, Output, QueueIx};
 use crate::call::media::is_sdp;
@@ -20,7 +21,7 @@ use crate::call::{Call, Side};
 use crate::call::{CallState, EndCause, IvrPhase, IvrRun};
 use crate::config::TargetTransport;
 use crate::ids::{CallId, TsxId};
-use crate::ivr::{self, Flow, Input, Runner};
+use crate::ivr::{self, Input, Runner};
 use crate::pii::Pii;
 use crate::sip::dialog::Dialog;
 use crate::sip::msg::Hdr;
@@ -69,30 +70,6 @@ impl Feature {
             }
         }
     }
-}
-
-/// The flow a queue's treatment runs: the announcement, then hang-up.
-fn treatment_flow(prompt: &str, cause: &str) -> Flow {
-    Flow::new(
-        "treatment",
-        "announce",
-        vec![
-            ivr::Node {
-                name: "announce".to_owned(),
-                kind: ivr::NodeKind::Play {
-                    prompt: prompt.to_owned(),
-                    barge_in: false,
-                    next: "bye".to_owned(),
-                },
-            },
-            ivr::Node {
-                name: "bye".to_owned(),
-                kind: ivr::NodeKind::Hangup {
-                    cause: Some(cause.to_owned()),
-                },
-            },
-        ],
-    )
 }
 
 /// GB/T 33358: calls should be answered within 15 s.
@@ -261,7 +238,7 @@ impl B2bua {
         self.by_tsx.insert(id, (cid, Role::AInvite));
         self.by_dialog
             .insert((a.call_id.clone(), a.local_tag.clone()), (cid, Side::A));
-        let flow = Arc::new(treatment_flow(prompt, "feature"));
+        let flow = Arc::new(announce_then_hang_up("feature", prompt, "feature"));
         let contact = self.contact(a.peer.transport).to_string();
         let mut call = Call {
             id: cid,
@@ -400,7 +377,7 @@ impl B2bua {
         let Some(call) = self.calls.get_mut(&cid) else {
             return;
         };
-        let flow = Arc::new(treatment_flow(prompt, cause));
+        let flow = Arc::new(announce_then_hang_up("treatment", prompt, cause));
         call.state = CallState::Ivr;
         call.ivr = Some(Box::new(IvrRun {
             phase: IvrPhase::Treatment,

@@ -27,10 +27,11 @@ use super::super::media::is_sdp;
 /// Hangup cause of a block-list announcement's flow.
 const BLOCKED: &str = "blocked";
 
-/// The flow block-listed callers hear: the announcement, then hang-up.
-fn blocked_flow(prompt: &str) -> Flow {
+/// A flow of one announcement then hang-up with `cause` (block list,
+/// queue treatments, feature-code confirmations).
+pub(super) fn announce_then_hang_up(name: &str, prompt: &str, cause: &str) -> Flow {
     Flow::new(
-        "blocked",
+        name,
         "announce",
         vec![
             ivr::Node {
@@ -44,7 +45,7 @@ fn blocked_flow(prompt: &str) -> Flow {
             ivr::Node {
                 name: "bye".to_owned(),
                 kind: ivr::NodeKind::Hangup {
-                    cause: Some(BLOCKED.to_owned()),
+                    cause: Some(cause.to_owned()),
                 },
             },
         ],
@@ -96,7 +97,11 @@ impl B2bua {
             tracing::info!(call = %cid, line = %line.number, "block-listed caller: announcement and hang-up");
             (
                 IvrPhase::Blocked,
-                Arc::new(blocked_flow(&config.blocklist.prompt)),
+                Arc::new(announce_then_hang_up(
+                    "blocked",
+                    &config.blocklist.prompt,
+                    BLOCKED,
+                )),
                 "blocked",
             )
         } else {
