@@ -50,11 +50,13 @@
 //! escalation only ever widens who may take the call: dropped skills and a
 //! lowered level stay with the call when it overflows. An overflow ignores
 //! the target's `max_length` (a call in the ACD is never lost); steps of
-//! the target queue whose time has already passed apply at once. Early
-//! escalation: when a call has waited 15 s minus the queue's lead in that
-//! queue's wait and still waits (so no eligible agent is ready), its next
-//! step applies now, marked `early`; once per call and queue, and not at
-//! all when the call enters the queue after that point.
+//! the target queue whose time has already passed apply at once, and each
+//! step applies at most once per call, so overflow cycles end. Early
+//! escalation: when a call's total wait reaches 15 s minus its queue's
+//! lead and it still waits (so no eligible agent is ready), the queue's
+//! next step not yet applied applies now, marked `early`; once per call
+//! and queue, and not at all when the call entered the queue, or came back
+//! from ringing, after that point.
 //!
 //! Max wait is the total wait, by the queue the call waits in; a call
 //! ringing an agent is not expired (if the offer fails and the wait is past
