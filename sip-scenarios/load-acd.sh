@@ -168,6 +168,15 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 NOFILE="$(ulimit -n)"
 [ "$NOFILE" = unlimited ] && NOFILE=1048576
 [ "$NOFILE" -ge 4096 ] || die "ulimit -n is $NOFILE; need at least 4096 open files"
+# The media plane keeps a port's two sockets bound once it has used it (the
+# next leg on that port reuses them), so a long run holds up to one file per
+# port of the range: keep the range within the open-files limit, less 2048
+# for everything else (the systemd unit sets LimitNOFILE=65536).
+if [ $((MEDIA_PORT_MAX - MEDIA_PORT_MIN + 1)) -gt $((NOFILE - 2048)) ]; then
+  capped=$(( MEDIA_PORT_MIN + (NOFILE - 2048) / 4 * 4 - 1 ))
+  log "media range $MEDIA_PORT_MIN-$MEDIA_PORT_MAX needs more open files than ulimit -n $NOFILE allows: using $MEDIA_PORT_MIN-$capped"
+  MEDIA_PORT_MAX=$capped
+fi
 
 # --- limits ------------------------------------------------------------------
 # Calls up at RATE: RATE x (CALL_MS + ~100 ms of setup/teardown); agents busy:
