@@ -15,7 +15,7 @@ use std::time::Duration;
 /// Line 12345 of tenant "city" queues into "city-general", which overflows
 /// after 5 s to "hub" of its parent "province"; the only agent (2001, a
 /// remote seat at the Sim's destination) works for the province.
-fn sim(overflow_to_parent: bool) -> Result<Sim, config::ConfigError> {
+fn sim(overflow_to_parent: bool) -> Result<Sim, Box<config::ConfigError>> {
     let text = format!(
         r#"
 [node]
@@ -68,7 +68,7 @@ tenant = "province"
 remote = "province-desk"
 "#
     );
-    let c = config::parse(&text, "<sim-tenant-overflow>")?;
+    let c = config::parse(&text, "<sim-tenant-overflow>").map_err(Box::new)?;
     Ok(Sim::with_config(
         7,
         Plan::answer(Duration::from_millis(200)),

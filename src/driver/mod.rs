@@ -323,6 +323,7 @@ impl Sockets {
             api = %config.api.listen,
             "hotline listening (SIP over UDP and TCP)"
         );
+        check_open_files(&config);
 
         let prometheus = metrics::install();
         let draining = Arc::new(AtomicBool::new(false));
@@ -1043,5 +1044,78 @@ mod tests {
         assert!(text.contains("`sip.listen`"), "{text}");
         assert!(text.contains(&c.sip.listen.to_string()), "{text}");
         assert!(text.contains("--sip-listen"), "{text}");
+    }
+}
+
+/// Files the gateway may hold at once with this configuration: a socket
+/// per RTP and RTCP port of the media range (a port's two sockets stay
+/// bound once used), the SIP TCP connections, and some room for the rest.
+fn open_files_needed(config: &Config) -> u64 {
+    let ports = u64::from(config.media.port_max.saturating_sub(config.media.port_min)) + 1;
+    ports + config.sip.tcp_max_connections as u64 + 1024
+}
+
+/// The soft "Max open files" limit from `/proc/self/limits` (Linux), if
+/// it can be read and is not unlimited.
+fn open_files_limit(limits: &str) -> Option<u64> {
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.trim_start_matches("Max open files")
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Warn at start when the open-files limit is below what the media range
+/// can hold: calls would then fail with `media_failed` under load.
+fn check_open_files(config: &Config) {
+    let Ok(limits) = std::fs::read_to_string("/proc/self/limits") else {
+        return;
+    };
+    let Some(limit) = open_files_limit(&limits) else {
+        return;
+    };
+    let need = open_files_needed(config);
+    if limit < need {
+        tracing::warn!(
+            limit,
+            need,
+            port_min = config.media.port_min,
+            port_max = config.media.port_max,
+            "the open-files limit is below what the RTP range can use: calls will fail \
+             (media_failed) once it is reached; raise LimitNOFILE (systemd) or ulimit -n to \
+             at least {need}, or narrow media.port_min..port_max"
+        );
+    }
+}
+
+#[cfg(test)]
+mod open_files_tests {
+    use super::*;
+
+    #[test]
+    fn the_soft_limit_is_read_from_proc_self_limits() {
+        let text = "Limit                     Soft Limit           Hard Limit           Units\n\
+                    Max cpu time              unlimited            unlimited            seconds\n\
+                    Max open files            20000                20000                files\n";
+        assert_eq!(open_files_limit(text), Some(20_000));
+        let unlimited =
+            "Max open files            unlimited            unlimited            files\n";
+        assert_eq!(open_files_limit(unlimited), None);
+        assert_eq!(open_files_limit(""), None);
+    }
+
+    #[test]
+    fn the_demo_needs_a_file_per_port_and_room() {
+        let demo = crate::config::demo();
+        let ports = u64::from(demo.media.port_max - demo.media.port_min) + 1;
+        assert_eq!(
+            open_files_needed(&demo),
+            ports + demo.sip.tcp_max_connections as u64 + 1024
+        );
+        assert!(
+            open_files_needed(&demo) < 65_536,
+            "the systemd unit's LimitNOFILE covers it"
+        );
     }
 }
