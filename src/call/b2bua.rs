@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod agents;
-pub use agents::AgentCommand;
+pub use agents::{AgentCommand, AgentView, QueueView};
 mod flow;
 
 /// How long a digest nonce we issue stays good (then `stale=true`).

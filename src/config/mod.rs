@@ -423,6 +423,9 @@ pub use crate::media::shard::Latching;
 pub struct Api {
     /// Address the HTTP API binds (`listen`, default `127.0.0.1:8080`).
     pub listen: SocketAddr,
+    /// Bearer tokens accepted on `/v1` (`tokens`, default none: `/v1`
+    /// answers 403).
+    pub tokens: Vec<Secret>,
 }
 
 /// `[webhooks]`: the backend receiving call records and events (see

@@ -85,6 +85,7 @@ pub(super) struct RawSip {
 #[serde(deny_unknown_fields, expecting = "a table ([api])")]
 pub(super) struct RawApi {
     pub listen: Option<String>,
+    pub tokens: Option<Vec<String>>,
 }
 
 /// `[media]`

@@ -498,7 +498,35 @@ fn api(raw: &RawApi, sip: &Sip, src: &Source<'_>) -> Result<Api> {
             Some("give the API and SIP different ports (defaults: 8080 and 5060)".to_owned()),
         ));
     }
-    Ok(Api { listen })
+    let mut tokens: Vec<Secret> = Vec::new();
+    for (i, t) in raw
+        .tokens
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
+        let key = format!("api.tokens[{i}]");
+        let ok = t.len() >= MIN_SECRET && t.bytes().all(|b| b.is_ascii_graphic());
+        if !ok {
+            return Err(src.error(
+                &key,
+                "token too short or not printable",
+                Some(format!(
+                    "at least {MIN_SECRET} printable ASCII characters without spaces, e.g. the output of: openssl rand -hex 24"
+                )),
+            ));
+        }
+        if tokens.iter().any(|x| x.reveal_str() == t) {
+            return Err(src.error(
+                &key,
+                "duplicate token",
+                Some("list each token once".to_owned()),
+            ));
+        }
+        tokens.push(Secret::new(t));
+    }
+    Ok(Api { listen, tokens })
 }
 
 /// Shortest webhook secret accepted, in bytes.

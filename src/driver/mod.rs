@@ -91,6 +91,9 @@ const EVENT_QUEUE: usize = 8192;
 const TCP_FLUSH_AT_EXIT: Duration = Duration::from_secs(1);
 /// At exit, how long the HTTP API may take to finish its requests.
 const API_STOP: Duration = Duration::from_secs(1);
+/// Requests from the operators' API waiting for the core loop (more wait in
+/// their handlers: the API never overtakes calls).
+const API_QUEUE: usize = 64;
 
 /// Why the driver could not run.
 #[derive(Debug, thiserror::Error)]
@@ -340,10 +343,13 @@ impl Sockets {
             media::RELAY_SECONDS,
             "Time from receiving an RTP packet to its relay send returning, in the media threads",
         );
+        let (api_core, api_requests) = mpsc::channel::<api::ApiRequest>(API_QUEUE);
         let api_state = api::ApiState {
             metrics: prometheus.clone(),
             summaries: vec![processing.clone(), timer.clone(), relay.clone()],
             draining: draining.clone(),
+            core: api_core,
+            tokens: Arc::new(config.api.tokens.clone()),
         };
         let api_task = tokio::spawn(api::serve(api, api_state, async {
             let _ = api_stopped.await;
@@ -388,7 +394,15 @@ impl Sockets {
             }
         };
         let shards = CoreLoop::new(
-            config, core, udp, events_rx, media_rx, conns, draining, sink,
+            config,
+            core,
+            udp,
+            events_rx,
+            media_rx,
+            conns,
+            draining,
+            sink,
+            api_requests,
         )
         .run(shutdown, [accept.abort_handle(), udp_recv.abort_handle()])
         .await;
@@ -479,6 +493,35 @@ impl Core {
             .record(time::now().saturating_duration_since(now));
     }
 
+    /// A request from the operators' API: answered from the core, an
+    /// agent command carried out like any input.
+    fn api(&mut self, req: api::ApiRequest) {
+        let now = time::now();
+        match req {
+            api::ApiRequest::Agents(reply) => {
+                let _ = reply.send(self.gw.b2bua().agents_view());
+            }
+            api::ApiRequest::Queues(reply) => {
+                let _ = reply.send(self.gw.b2bua().queues_view(now));
+            }
+            api::ApiRequest::Agent { id, cmd, reply } => {
+                let done = self.gw.agent_command(&id, &cmd, now);
+                self.next = drain(&mut self.gw, &mut self.out, &mut self.records, &self.media);
+                let after = done.map(|()| {
+                    self.gw
+                        .b2bua()
+                        .agents_view()
+                        .into_iter()
+                        .find(|a| a.id == id)
+                });
+                if let Ok(Some(a)) = &after {
+                    tracing::info!(agent = %a.id, state = a.state, "agent command from the API");
+                }
+                let _ = reply.send(after);
+            }
+        }
+    }
+
     fn packet(&mut self, p: Packet) {
         self.metrics.received(p.transport, p.data.len());
         self.input(Input::Packet(p));
@@ -515,6 +558,8 @@ struct CoreLoop {
     conns: Conns,
     draining: Arc<AtomicBool>,
     notifier: Notifier,
+    /// Requests from the operators' API.
+    api_requests: mpsc::Receiver<api::ApiRequest>,
     /// The outbox.
     sink: RecordSink,
     /// Items whose commit failed, retried before the next ones (in order).
@@ -544,8 +589,10 @@ impl CoreLoop {
         conns: Conns,
         draining: Arc<AtomicBool>,
         sink: RecordSink,
+        api_requests: mpsc::Receiver<api::ApiRequest>,
     ) -> Self {
         Self {
+            api_requests,
             sink,
             unsaved: Vec::new(),
             commit: None,
@@ -626,6 +673,7 @@ impl CoreLoop {
                         self.core.input(Input::Media(ev));
                     }
                 }
+                Some(req) = self.api_requests.recv() => self.core.api(req),
                 closed = self.conns.next_closed() => {
                     if let Some(id) = closed {
                         self.core.input(Input::ConnClosed(id));
@@ -992,7 +1040,10 @@ mod tests {
             Ok(c) => c,
             Err(e) => panic!("{e}"),
         };
-        let core_loop = CoreLoop::new(config, core, gw_udp, rx, media_rx, conns, draining, sink);
+        let (_api_tx, api_rx) = mpsc::channel(1);
+        let core_loop = CoreLoop::new(
+            config, core, gw_udp, rx, media_rx, conns, draining, sink, api_rx,
+        );
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(core_loop.run(
             async {

@@ -259,6 +259,8 @@ pub struct GatewayConfig {
     pub shutdown_grace_secs: u64,
     /// More TOML appended to the generated file (e.g. a `[webhooks]` table).
     pub extra_toml: String,
+    /// Extra keys of `[api]` (e.g. `tokens`).
+    pub api_toml: String,
     /// The gateway's RTP port range (its own, so parallel tests never
     /// compete for a port).
     pub media_ports: (u16, u16),
@@ -335,6 +337,7 @@ impl GatewayConfig {
             ring_timeout_secs: 4,
             shutdown_grace_secs: 5,
             extra_toml: String::new(),
+            api_toml: String::new(),
             media_ports: locked_rtp_range(),
             media_toml: String::new(),
             sip_toml: String::new(),
@@ -367,6 +370,7 @@ ring_timeout_secs = {ring}
 
 [api]
 listen = "127.0.0.1:{api}"
+{api_extra}
 
 [media]
 port_min = {media_min}
@@ -397,6 +401,7 @@ target = "uas"
             media_min = self.media_ports.0,
             media_max = self.media_ports.1,
             media_extra = self.media_toml,
+            api_extra = self.api_toml,
             sip_extra = self.sip_toml,
             sources = self
                 .trunk_sources

@@ -892,3 +892,139 @@ impl B2bua {
         self.acd.agent_ix(id).map(|a| self.acd.agent_state(a))
     }
 }
+
+/// An agent as the operators' API shows it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AgentView {
+    /// Id (the phone's username).
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Tenant.
+    pub tenant: String,
+    /// `logged_out`, `ready`, `not_ready`, `reserved`, `talking`, `wrap_up`.
+    pub state: &'static str,
+    /// The not-ready reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The call record id of the call it is offered or talks on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call: Option<String>,
+    /// Its phone is registered (or it is a remote seat).
+    pub registered: bool,
+    /// A remote seat (reached through a target).
+    pub remote: bool,
+    /// Skills with levels.
+    pub skills: std::collections::BTreeMap<String, u8>,
+    /// Groups.
+    pub groups: Vec<String>,
+}
+
+/// A queue's live figures as the operators' API shows them.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct QueueView {
+    /// Name.
+    pub name: String,
+    /// Tenant.
+    pub tenant: String,
+    /// The external target of a queue agents do not answer.
+    pub target: Option<String>,
+    /// Calls waiting now.
+    pub waiting: usize,
+    /// Wait so far of the longest-waiting call.
+    pub oldest_wait_secs: f64,
+    /// The rolling 15-second answer ratio (see docs/metrics.md).
+    pub answered_within_15s_ratio: Option<f64>,
+    /// Calls that ended in the queue over 24 h.
+    pub offered_24h: u64,
+    /// Of them answered by an agent.
+    pub answered_24h: u64,
+    /// Abandoned by the caller.
+    pub abandoned_24h: u64,
+    /// Past the max wait.
+    pub expired_24h: u64,
+    /// Refused because the queue was full.
+    pub refused_24h: u64,
+    /// Answered / offered over 24 h.
+    pub answer_ratio_24h: Option<f64>,
+    /// Mean wait of the answered calls over 24 h.
+    pub average_speed_of_answer_secs: Option<f64>,
+    /// Eligible agents ready (and registered).
+    pub agents_ready: usize,
+    /// Eligible agents reserved, talking or in wrap-up.
+    pub agents_busy: usize,
+}
+
+impl B2bua {
+    /// Every configured agent, in file order.
+    #[must_use]
+    pub fn agents_view(&self) -> Vec<AgentView> {
+        self.config
+            .agents
+            .iter()
+            .filter_map(|a| {
+                let ix = self.acd.agent_ix(&a.id)?;
+                let state = self.acd.agent_state(ix);
+                let reason = match state {
+                    AgentState::NotReady(r) => Some(r.clone()),
+                    _ => None,
+                };
+                let call = match state {
+                    AgentState::Reserved(c) | AgentState::Talking(c) => {
+                        self.calls.get(c).map(|call| call.record.id().to_owned())
+                    }
+                    _ => None,
+                };
+                Some(AgentView {
+                    id: a.id.clone(),
+                    name: a.name.clone(),
+                    tenant: a.tenant.clone(),
+                    state: state.label(),
+                    reason,
+                    call,
+                    registered: self.acd.agent_reachable(ix),
+                    remote: a.remote.is_some(),
+                    skills: a.skills.iter().cloned().collect(),
+                    groups: a.groups.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// Every configured queue's live figures, in file order.
+    #[must_use]
+    pub fn queues_view(&self, now: Instant) -> Vec<QueueView> {
+        self.config
+            .queues
+            .iter()
+            .enumerate()
+            .map(|(i, q)| {
+                let s = if q.target.is_some() {
+                    crate::acd::QueueStats::default()
+                } else {
+                    self.acd
+                        .queue_stats(QueueIx(u32::try_from(i).unwrap_or(u32::MAX)), now)
+                };
+                QueueView {
+                    name: q.name.clone(),
+                    tenant: q.tenant.clone(),
+                    target: q.target.clone(),
+                    waiting: s.waiting,
+                    oldest_wait_secs: s.oldest_wait.map_or(0.0, |d| d.as_secs_f64()),
+                    answered_within_15s_ratio: s.answered_within_15s_ratio,
+                    offered_24h: s.offered_24h,
+                    answered_24h: s.answered_24h,
+                    abandoned_24h: s.abandoned_24h,
+                    expired_24h: s.expired_24h,
+                    refused_24h: s.refused_24h,
+                    answer_ratio_24h: s.answer_ratio_24h,
+                    average_speed_of_answer_secs: s
+                        .average_speed_of_answer_24h
+                        .map(|d| d.as_secs_f64()),
+                    agents_ready: s.agents_ready,
+                    agents_busy: s.agents_busy,
+                }
+            })
+            .collect()
+    }
+}
