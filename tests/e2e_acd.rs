@@ -33,12 +33,11 @@
 mod common;
 
 use common::e2e::{
-    hotline_bin, http_get, locked_rtp_range, require_sipp, scenario, sipp_exit_meaning, wait_until,
-    Gateway, GatewayConfig, Sipp, SippProc, TestDir,
+    cue_line_uac, hotline_bin, http_get, locked_rtp_range, require_sipp, scenario,
+    sipp_exit_meaning, wait_until, Gateway, GatewayConfig, Sipp, SippProc, TestDir,
 };
 use common::rtp_sink::{decode, goertzel_power, RtpSink, SinkPacket};
 use serde_json::Value;
-use std::net::UdpSocket;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -326,27 +325,6 @@ fn caller(gw: &Gateway, label: &str, number: &str, mp: u16) -> Sipp {
 /// The Call-ID [`caller`] gives its call.
 fn call_id(number: &str, mp: u16) -> String {
     format!("acd-{number}-{mp}@127.0.0.1")
-}
-
-/// Tell the caller (a `line-uac.xml` run with `cue=1`) to go on: one INFO
-/// on its call, to its SIP port (not answered).
-fn cue(uac: &Sipp, call_id: &str) {
-    let port = uac.local_port();
-    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind cue socket");
-    let me = socket.local_addr().expect("cue socket address");
-    let msg = format!(
-        "INFO sip:{CALLER}@127.0.0.1:{port} SIP/2.0\r\n\
-         Via: SIP/2.0/UDP {me};branch=z9hG4bK-e2e-cue-{port}\r\n\
-         From: <sip:test@{me}>;tag=e2e-cue\r\n\
-         To: <sip:{CALLER}@127.0.0.1:{port}>\r\n\
-         Call-ID: {call_id}\r\n\
-         CSeq: 1 INFO\r\n\
-         Max-Forwards: 70\r\n\
-         Content-Length: 0\r\n\r\n"
-    );
-    socket
-        .send_to(msg.as_bytes(), ("127.0.0.1", port))
-        .expect("send the cue");
 }
 
 /// One message SIPp received, from its `-trace_msg` file.
@@ -815,7 +793,7 @@ fn a_priority_caller_is_served_before_an_earlier_one() {
         "the earlier, plain caller was answered first\n{}",
         why(&gw, &[&a1, &plain, &urgent])
     );
-    cue(&urgent_sipp, &call_id(PRIORITY_LINE, mp2));
+    cue_line_uac(CALLER, &urgent_sipp, &call_id(PRIORITY_LINE, mp2));
     succeeds(&mut urgent, 20, || why(&gw, &[&a1, &plain]));
     // Then the plain caller (after the agent's 1 s of wrap-up).
     wait_metric(
@@ -824,7 +802,7 @@ fn a_priority_caller_is_served_before_an_earlier_one() {
         &[("queue", "general"), ("line", MAIN)],
         1.0,
     );
-    cue(&plain_sipp, &call_id(MAIN, mp1));
+    cue_line_uac(CALLER, &plain_sipp, &call_id(MAIN, mp1));
     succeeds(&mut plain, 20, || why(&gw, &[&a1, &urgent]));
 
     let recs = records(&gw, 2);
@@ -961,7 +939,7 @@ fn agent_hangs_up_first_and_the_caller_rates_the_call() {
         heard(&sink.packets()),
         why(&gw, &[&a1, &uac])
     );
-    cue(&uac_sipp, &call_id(MAIN, mp));
+    cue_line_uac(CALLER, &uac_sipp, &call_id(MAIN, mp));
     succeeds(&mut uac, 25, || why(&gw, &[&a1]));
     let packets = sink.stop();
 

@@ -35,7 +35,7 @@
 mod common;
 
 use common::e2e::{
-    call_through, hotline_bin, http_get, locked_rtp_range, media_uas, require_sipp,
+    call_through, cue_line_uac, hotline_bin, http_get, locked_rtp_range, media_uas, require_sipp,
     sipp_exit_meaning, Gateway, GatewayConfig, Sipp, SippProc, TestDir,
 };
 use common::rtp_sink::{decode, goertzel_power, RtpSink, SinkPacket};
@@ -183,28 +183,6 @@ fn line_uac(gw: &Gateway, number: &str, mp: u16) -> Sipp {
 /// placeholders: the same for every call, and there is one).
 fn call_id(number: &str, mp: u16) -> String {
     format!("line-{number}-{mp}@127.0.0.1")
-}
-
-/// Tell the caller (a `line-uac.xml` run with `cue=1`) to go on: one INFO
-/// on its call, to its SIP port. The scenario waits for it and does not
-/// answer it.
-fn cue(uac: &Sipp, call_id: &str) {
-    let port = uac.local_port();
-    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind cue socket");
-    let me = socket.local_addr().expect("cue socket address");
-    let msg = format!(
-        "INFO sip:{CALLER}@127.0.0.1:{port} SIP/2.0\r\n\
-         Via: SIP/2.0/UDP {me};branch=z9hG4bK-e2e-cue-{port}\r\n\
-         From: <sip:test@{me}>;tag=e2e-cue\r\n\
-         To: <sip:{CALLER}@127.0.0.1:{port}>\r\n\
-         Call-ID: {call_id}\r\n\
-         CSeq: 1 INFO\r\n\
-         Max-Forwards: 70\r\n\
-         Content-Length: 0\r\n\r\n"
-    );
-    socket
-        .send_to(msg.as_bytes(), ("127.0.0.1", port))
-        .expect("send the cue");
 }
 
 // ---------------------------------------------------------------------------
@@ -468,7 +446,7 @@ fn merged_line_announces_then_runs_the_main_flow_then_the_target_rings() {
     wait_tone(&sink, RINGBACK, 4, Duration::from_secs(10), || {
         why(&gw, &sink, &[&uac_proc, &uas_proc])
     });
-    cue(&uac, &call_id(MERGED_LINE, mp));
+    cue_line_uac(CALLER, &uac, &call_id(MERGED_LINE, mp));
     succeeds(&mut uac_proc, 20, || why(&gw, &sink, &[&uas_proc]));
     succeeds(&mut uas_proc, 10, || why(&gw, &sink, &[&uac_proc]));
     let packets = sink.stop();
@@ -582,7 +560,7 @@ fn survey_call(
         wait_tone(&sink, SURVEY, n, Duration::from_secs(10), || {
             why(gw, &sink, &[&uac_proc, &uas_proc])
         });
-        cue(&uac_sipp, &call_id(MAIN, mp));
+        cue_line_uac(CALLER, &uac_sipp, &call_id(MAIN, mp));
     }
     succeeds(&mut uac_proc, 25, || why(gw, &sink, &[&uas_proc]));
     succeeds(&mut uas_proc, 10, || why(gw, &sink, &[&uac_proc]));

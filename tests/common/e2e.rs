@@ -1021,3 +1021,25 @@ pub fn media_uac(remote: SocketAddr, mp: u16, audio_ms: u64) -> Sipp {
         .arg("tail_ms")
         .arg("1000")
 }
+
+/// Tell a caller running `line-uac.xml` with `cue=1` to go on: one INFO on
+/// its call (`call_id`, from caller number `caller`), to its SIP port. The
+/// scenario waits for it and does not answer it.
+pub fn cue_line_uac(caller: &str, uac: &Sipp, call_id: &str) {
+    let port = uac.local_port();
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind cue socket");
+    let me = socket.local_addr().expect("cue socket address");
+    let msg = format!(
+        "INFO sip:{caller}@127.0.0.1:{port} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {me};branch=z9hG4bK-e2e-cue-{port}\r\n\
+         From: <sip:test@{me}>;tag=e2e-cue\r\n\
+         To: <sip:{caller}@127.0.0.1:{port}>\r\n\
+         Call-ID: {call_id}\r\n\
+         CSeq: 1 INFO\r\n\
+         Max-Forwards: 70\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    socket
+        .send_to(msg.as_bytes(), ("127.0.0.1", port))
+        .expect("send the cue");
+}
